@@ -1,0 +1,94 @@
+"""The FastAPI application: webhook receiver, JSON API, health checks, and the worker's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bot import api, webhooks
+from bot.config import Settings, get_settings
+from bot.secrets import announce_generated_secret, resolve_webhook_secret
+from bot.worker import Worker
+from storage.db import create_db_engine, upgrade_database
+
+logger = logging.getLogger(__name__)
+
+
+def log_disabled_features(settings: Settings) -> None:
+    """Say once at start which features are off for lack of credentials."""
+    if not settings.has_github_app:
+        logger.info("GitHub App calls are off: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY to enable them")
+    if not settings.has_slack:
+        logger.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable it")
+    if settings.api_token is None:
+        logger.info("the JSON API is open to anyone who can reach it: set API_TOKEN to require a token")
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True, start_worker: bool = True) -> FastAPI:
+    """Build the application; the database, migrations and worker start with its lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await run_in_threadpool(upgrade_database, settings.database_url)
+        engine = create_db_engine(settings.database_url)
+        secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
+        if generated:
+            announce_generated_secret(secret, settings.public_url)
+        worker = Worker(engine, settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.webhook_secret = secret
+        app.state.worker = worker
+        log_disabled_features(settings)
+        if start_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="release-bot",
+        summary="CI and release observability for GitHub Actions",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Report that the process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Report whether the database is reachable and the worker is running."""
+        database_ok = await run_in_threadpool(ping_database, app.state.engine)
+        worker_ok = app.state.worker.is_running or not start_worker
+        ready = database_ok and worker_ok
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "database": database_ok, "worker": worker_ok},
+            status_code=200 if ready else 503,
+        )
+
+    return app
+
+
+def ping_database(engine: object) -> bool:
+    try:
+        with engine.connect() as connection:  # type: ignore[attr-defined]
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        logger.warning("database ping failed", exc_info=True)
+        return False

@@ -1,0 +1,1 @@
+"""Handlers: webhook event handlers (`handlers.github`) and, later, Slack command handlers."""

@@ -1,0 +1,1 @@
+"""Database layer of release-bot: engine setup, SQLModel models, query functions and migrations."""

@@ -1,0 +1,107 @@
+"""Query functions for the inbox of webhook deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from storage.models import Delivery, DeliveryStatus
+from storage.types import utc_now
+
+
+def insert_delivery(
+    *,
+    session: Session,
+    delivery_id: str,
+    event: str,
+    action: str | None,
+    installation_id: int | None,
+    repository: str | None,
+    headers: dict[str, str],
+    body: bytes,
+    status: DeliveryStatus = DeliveryStatus.PENDING,
+    error: str | None = None,
+) -> bool:
+    """Insert a delivery unless one with the same delivery id exists; return whether it was new."""
+    values = {
+        "delivery_id": delivery_id,
+        "event": event,
+        "action": action,
+        "installation_id": installation_id,
+        "repository": repository,
+        "headers": headers,
+        "body": body,
+        "received_at": utc_now(),
+        "status": status.value,
+        "attempts": 0,
+        "error": error,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Delivery).values(**values).on_conflict_do_nothing(
+        index_elements=["delivery_id"]
+    )
+    result = session.execute(statement)
+    return bool(result.rowcount)
+
+
+def claim_pending(*, session: Session, limit: int) -> Sequence[Delivery]:
+    """Lock and return the oldest pending deliveries.
+
+    On PostgreSQL the rows stay locked (`FOR UPDATE SKIP LOCKED`) until the session's
+    transaction ends, so another replica's worker skips them. SQLite ignores the clause;
+    its IMMEDIATE transactions already serialise writers.
+    """
+    statement = (
+        select(Delivery)
+        .where(Delivery.status == DeliveryStatus.PENDING.value)
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(statement).all()
+
+
+def mark_delivery(
+    *, session: Session, delivery: Delivery, status: DeliveryStatus, error: str | None = None
+) -> None:
+    """Record the outcome of processing a delivery."""
+    delivery.status = status.value
+    delivery.error = error
+    delivery.processed_at = utc_now()
+    delivery.attempts += 1
+    session.add(delivery)
+
+
+def reset_for_replay(*, session: Session, delivery_id: str) -> bool:
+    """Put a stored delivery back in the pending state; return whether it exists."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.delivery_id == delivery_id)
+        .values(status=DeliveryStatus.PENDING.value, error=None)
+    )
+    return bool(result.rowcount)
+
+
+def count_by_status(*, session: Session) -> dict[str, int]:
+    """Return the number of stored deliveries in each status."""
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: count for status, count in rows}
+
+
+def oldest_pending_received_at(*, session: Session) -> datetime | None:
+    """Return when the oldest pending delivery arrived, for the processing lag."""
+    return session.scalar(
+        select(func.min(Delivery.received_at)).where(
+            Delivery.status == DeliveryStatus.PENDING.value
+        )
+    )
+
+
+def get_delivery(*, session: Session, delivery_id: str) -> Delivery | None:
+    """Return a stored delivery by its `X-GitHub-Delivery` id."""
+    return session.scalars(select(Delivery).where(Delivery.delivery_id == delivery_id)).first()
