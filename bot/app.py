@@ -14,6 +14,7 @@ from sqlalchemy import text
 from bot import api, webhooks
 from bot.config import Settings, get_settings
 from bot.secrets import announce_generated_secret, resolve_webhook_secret
+from bot.outbox import OutboxWorker
 from bot.worker import Worker
 from storage.db import create_db_engine, upgrade_database
 
@@ -42,18 +43,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
             announce_generated_secret(secret, settings.public_url)
-        worker = Worker(engine, settings)
+        outbox_worker = OutboxWorker(engine, poll_seconds=settings.worker_poll_seconds)
+        worker = Worker(engine, settings, after_batch=outbox_worker.notify)
         app.state.settings = settings
         app.state.engine = engine
         app.state.webhook_secret = secret
         app.state.worker = worker
+        app.state.outbox_worker = outbox_worker
         log_disabled_features(settings)
         if start_worker:
             worker.start()
+            outbox_worker.start()
         try:
             yield
         finally:
             worker.stop()
+            outbox_worker.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -47,7 +47,7 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+def db_upgrade(revision: str = typer.Argument("heads", help="Target revision.")) -> None:
     """Apply the database migrations up to REVISION."""
     from storage.db import upgrade_database
 

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -122,9 +123,13 @@ def process_batch(engine: Engine, settings: Settings, *, limit: int) -> BatchRes
 class Worker:
     """A thread that drains pending deliveries, woken by new ones or a poll interval."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, *, after_batch: Callable[[], None] | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        # Called after each batch that processed something, to wake the outbox sender.
+        self.after_batch = after_batch
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -191,6 +196,8 @@ class Worker:
             backoff = self.settings.worker_poll_seconds
             self.processed += result.total
             if result.total:
+                if self.after_batch is not None:
+                    self.after_batch()
                 continue
             # Idle only if no delivery was stored after this batch began.
             with self._lock:

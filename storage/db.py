@@ -83,8 +83,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
-    """Apply the migrations up to `revision` (default: the newest)."""
+def upgrade_database(database_url: str, revision: str = "heads") -> None:
+    """Apply the migrations up to `revision` (default: every head, the newest of each branch)."""
     command.upgrade(alembic_config(database_url), revision)
     logger.info("database schema upgraded", extra={"revision": revision})
 

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage import models, outbox  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.db import create_db_engine
 
 config = context.config
