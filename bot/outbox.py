@@ -1,7 +1,7 @@
 """Outbox sender: delivers queued messages through one sender per kind, outside transactions.
 
 Senders are registered by kind (`slack`, `github_comment`, `webhook`, `email`, ...). A sender
-returns what the receiver answered (stored on the row) or raises RetryLater or
+returns the receiver's response fields (stored on the row) or raises RetryLater or
 PermanentFailure. Network errors and 5xx answers are retried with exponential backoff and
 jitter; a Retry-After holds back only the target that was throttled.
 """

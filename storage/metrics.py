@@ -56,7 +56,7 @@ def upsert_metric(
 
 @dataclass(frozen=True)
 class MetricFilter:
-    """Which points a query covers; all conditions must hold."""
+    """Conditions that select metric points; a point must meet all of them."""
 
     metric_type: str | None = None
     name: str | None = None

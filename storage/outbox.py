@@ -19,7 +19,7 @@ from storage.types import BigInt, UTCDateTime, utc_now
 
 
 class OutboxStatus(str, enum.Enum):
-    """Where an outgoing message is in its delivery."""
+    """Delivery state of an outgoing message."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -153,7 +153,7 @@ def mark_failed(*, session: Session, message_id: int, error: str) -> None:
 
 
 def throttle_target(*, session: Session, kind: str, target: str, until: datetime) -> None:
-    """Hold back every message to one target until a time, as a 429's Retry-After asks."""
+    """Hold back every message to one target until a time, as a 429 response's Retry-After requests."""
     row = session.get(TargetThrottle, (kind, target))
     if row is None:
         row = TargetThrottle(kind=kind, target=target, until=until)

@@ -1,8 +1,8 @@
 """Write functions for workflow runs, attempts, jobs and steps.
 
-GitHub does not deliver webhooks in order, so every write here merges: an event whose status
-is behind the stored one (queued or in progress after completed) only fills fields that are
-still empty, and never moves the status, conclusion or completion time back.
+GitHub does not deliver webhooks in order, so every write here merges. An event whose status
+is behind the stored one (queued or in progress after completed) only fills empty fields. It
+never moves the status, conclusion or completion time back.
 """
 
 from __future__ import annotations
