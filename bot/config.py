@@ -38,6 +38,23 @@ def split_patterns(value: object) -> tuple[str, ...]:
 PatternList = Annotated[tuple[str, ...], NoDecode]
 
 
+def parse_team_installations(value: object) -> dict[str, frozenset[int]]:
+    """Parse `T0123=424242,T0456=55` into the installations each Slack workspace may see."""
+    if isinstance(value, dict):
+        return {str(team): frozenset(int(i) for i in ids) for team, ids in value.items()}
+    if not isinstance(value, str):
+        raise ValueError(f"expected TEAM_ID=INSTALLATION_ID pairs, got {value!r}")
+    links: dict[str, set[int]] = {}
+    for pair in (part.strip() for part in value.split(",")):
+        if not pair:
+            continue
+        team, _, installation = pair.partition("=")
+        if not team.strip() or not installation.strip().isdigit():
+            raise ValueError(f"{pair!r} is not a TEAM_ID=INSTALLATION_ID pair")
+        links.setdefault(team.strip(), set()).add(int(installation.strip()))
+    return {team: frozenset(ids) for team, ids in links.items()}
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; other modules read configuration only through this object."""
 
@@ -52,22 +69,67 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # SMTP server for EMAIL alerts; a channel's own config may override all but the password.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = True
+    # Multi-workspace mode: the Slack app's OAuth credentials (with SLACK_SIGNING_SECRET).
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    # Workspaces that may see an installation's repositories without a `/release subscribe`:
+    # TEAM_ID=INSTALLATION_ID pairs separated by commas.
+    slack_team_installations: Annotated[dict[str, frozenset[int]], NoDecode] = Field(default_factory=dict)
     api_token: SecretStr | None = None
-    public_url: str = "http://localhost:8000"
+    # Where GitHub and Slack reach the bot; empty means the address it listens on (HOST:PORT).
+    public_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # False stores deliveries without processing them, for a process that only receives while
+    # others process (on PostgreSQL), or to hold processing during maintenance.
+    worker_enabled: bool = True
     test_job_patterns: PatternList = DEFAULT_TEST_PATTERNS
     publish_job_patterns: PatternList = DEFAULT_PUBLISH_PATTERNS
     deploy_job_patterns: PatternList = DEFAULT_DEPLOY_PATTERNS
+    # Scheduled jobs (bot/scheduler.py); documented in docs/configuration.md.
+    scheduler_enabled: bool = True
+    scheduler_lease_seconds: int = Field(default=60, ge=1, le=60)
+    redelivery_enabled: bool = True
+    redelivery_interval_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    redelivery_first_delay_seconds: float = Field(default=30.0, ge=0, le=90)
+    redelivery_lookback_hours: float = Field(default=3.0, gt=0, le=72)
+    redelivery_overlap_minutes: float = Field(default=15.0, ge=0, le=60)
+    retention_deliveries_days: float = Field(default=14.0, ge=1)
+    retention_steps_days: float = Field(default=90.0, ge=1)
+    metrics_token: SecretStr | None = None
+    # Failure alerts (docs/alerts.md): the fields of an incident's key, the hours between
+    # reminders of a still-failing incident (0 turns them off), and LOGIN=SLACK_USER_ID pairs.
+    alert_incident_key: str = "repo,workflow,branch"
+    alert_repeat_hours: float = Field(default=4.0, ge=0, le=168)
+    alert_slack_users: str = ""
 
     @field_validator("test_job_patterns", "publish_job_patterns", "deploy_job_patterns", mode="before")
     @classmethod
     def _split_patterns(cls, value: object) -> tuple[str, ...]:
         return split_patterns(value)
+
+    @field_validator("slack_team_installations", mode="before")
+    @classmethod
+    def _split_team_installations(cls, value: object) -> dict[str, frozenset[int]]:
+        return parse_team_installations(value)
+
+    @field_validator("slack_client_secret")
+    @classmethod
+    def _reject_placeholder_client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("the value is a placeholder, not a secret")
+        return value if value is None or value.get_secret_value().strip() else None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -90,11 +152,11 @@ class Settings(BaseSettings):
     @field_validator("github_api_url", "slack_api_url", "public_url")
     @classmethod
     def _check_http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http or https URL")
         return value
 
-    @field_validator("github_webhook_secret", "slack_signing_secret", "api_token")
+    @field_validator("github_webhook_secret", "slack_signing_secret", "api_token", "metrics_token")
     @classmethod
     def _reject_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
@@ -103,12 +165,27 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("github_private_key_path")
+    @classmethod
+    def _check_private_key_path(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a file")
+        return value
+
     @model_validator(mode="after")
     def _check_private_key(self) -> Settings:
         if self.github_private_key and self.github_private_key_path:
-            raise ValueError("GITHUB_PRIVATE_KEY and GITHUB_PRIVATE_KEY_PATH are both set")
-        if self.github_private_key_path and not self.github_private_key_path.is_file():
-            raise ValueError(f"GITHUB_PRIVATE_KEY_PATH {str(self.github_private_key_path)!r} is not a file")
+            raise ValueError(
+                "GITHUB_PRIVATE_KEY and GITHUB_PRIVATE_KEY_PATH are both set; unset one of them."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        if not self.public_url:
+            # An IPv6 address needs brackets inside a URL (RFC 3986, section 3.2.2).
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.public_url = f"http://{host}:{self.port}"
         return self
 
     @property
@@ -119,6 +196,14 @@ class Settings(BaseSettings):
     def has_github_app(self) -> bool:
         return self.github_app_id is not None and (
             self.github_private_key is not None or self.github_private_key_path is not None
+        )
+
+    @property
+    def has_slack_oauth(self) -> bool:
+        return (
+            self.slack_client_id is not None
+            and self.slack_client_secret is not None
+            and self.slack_signing_secret is not None
         )
 
     @property
@@ -139,10 +224,24 @@ FIXES = {
     "github_app_id": "use the numeric App ID from the GitHub App settings page",
     "github_api_url": "use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
     "slack_api_url": "use https://slack.com/api/",
+    "smtp_port": "use the SMTP submission port, usually 587 (STARTTLS)",
+    "slack_team_installations": "use TEAM_ID=INSTALLATION_ID pairs separated by commas, such as T0123ABCD=424242",
     "github_webhook_secret": "set a random value of 20 or more characters, or unset it to have one generated",
+    "github_private_key_path": "give the path of the private key (.pem) file downloaded from the GitHub App settings page",
+    "slack_signing_secret": "use the Signing Secret from the Basic Information page of the Slack app",
+    "api_token": "set a random value of 20 or more characters, or unset it to leave the API open",
+    "public_url": "use the http or https URL where GitHub reaches the bot, or unset it",
     "port": "use a TCP port from 1 to 65535",
     "log_level": "use DEBUG, INFO, WARNING or ERROR",
     "log_format": "use text or json",
+    "scheduler_lease_seconds": "use a number of seconds from 1 to 60",
+    "redelivery_interval_seconds": "use a number of seconds from 1 to 86400 (default 600)",
+    "redelivery_first_delay_seconds": "use a number of seconds from 0 to 90",
+    "redelivery_lookback_hours": "use a number of hours above 0 and at most 72 (GitHub redelivers only the past 3 days)",
+    "redelivery_overlap_minutes": "use a number of minutes from 0 to 60",
+    "retention_deliveries_days": "use a number of days, 1 or more",
+    "retention_steps_days": "use a number of days, 1 or more",
+    "alert_repeat_hours": "use a number of hours from 0 (no reminders) to 168",
 }
 
 
@@ -153,11 +252,14 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "settings"
-            variable = field.upper() if field != "settings" else "configuration"
             message = str(error["msg"]).removeprefix("Value error, ")
+            if not error["loc"]:
+                # A check across several variables names them in its own message.
+                lines.append(message)
+                continue
+            field = str(error["loc"][0])
             fix = FIXES.get(field, "correct or unset it")
-            lines.append(f"{variable} is invalid: {message}; {fix}.")
+            lines.append(f"{field.upper()} is invalid: {message}; {fix}.")
         raise ConfigError("\n".join(lines)) from exc
 
 

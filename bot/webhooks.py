@@ -10,12 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from bot.ingest import DeliveryWriter
+from bot.observability import record_delivery_received
 from handlers.github import handler_for
-from storage import deliveries
-from storage.db import session_scope
+from handlers.github.payload import MAX_ID, as_int
 from storage.models import DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,21 @@ def is_valid_signature(secret: str, body: bytes, signature: str | None) -> bool:
     """Compare the signature over the raw body bytes in constant time."""
     if not signature:
         return False
-    return hmac.compare_digest(compute_signature(secret, body), signature)
+    # compare_digest raises TypeError on str with non-ASCII characters, which a forged header
+    # can carry, so both sides are compared as bytes.
+    expected = compute_signature(secret, body).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", errors="replace"))
+
+
+def text_column(value: object, max_length: int) -> str | None:
+    """Return a payload string fit for a text column, or None if it is not a string.
+
+    NUL characters are dropped because PostgreSQL rejects them in text, which would turn a
+    verified delivery into a 500.
+    """
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "")[:max_length]
 
 
 def error(status: int, message: str, **fields: Any) -> JSONResponse:
@@ -81,6 +95,8 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return body, None, f"the body is not valid JSON: {exc}"
+    except RecursionError:
+        return body, None, "the body is not valid JSON: it is nested too deeply to parse"
     if not isinstance(payload, dict):
         return body, None, f"the body must be a JSON object, got {type(payload).__name__}"
     return body, payload, None
@@ -89,6 +105,17 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
 @router.post("/github/webhooks")
 async def receive_webhook(request: Request) -> JSONResponse:
     """Accept one GitHub webhook delivery."""
+    # The delivery worker pauses its batches while requests are in flight.
+    worker = request.app.state.worker
+    worker.request_started()
+    try:
+        return await handle_webhook(request)
+    finally:
+        worker.request_finished()
+
+
+async def handle_webhook(request: Request) -> JSONResponse:
+    """Verify, store and acknowledge one delivery."""
     state = request.app.state
     body = await read_body(request)
     if body is None:
@@ -129,21 +156,23 @@ async def receive_webhook(request: Request) -> JSONResponse:
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     repository_name = repository.get("full_name") if isinstance(repository, dict) else None
     action = payload.get("action")
-    stored = await run_in_threadpool(
-        store_delivery,
-        state.engine,
-        delivery_id=delivery_id[:100],
-        event=event[:100],
-        action=action[:100] if isinstance(action, str) else None,
-        installation_id=installation_id if isinstance(installation_id, int) else None,
-        repository=repository_name.lower()[:200] if isinstance(repository_name, str) else None,
-        headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
-        body=json_body,
-        status=status,
-        error=problem,
+    # The writer answers once the transaction holding this delivery has committed.
+    stored = await delivery_writer(state).store(
+        dict(
+            delivery_id=delivery_id[:100],
+            event=event[:100],
+            action=text_column(action, 100),
+            installation_id=as_int(installation_id, MAX_ID),
+            repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
+            headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+            body=json_body,
+            status=status,
+            error=problem,
+        )
     )
     if not stored:
         return JSONResponse({"status": "duplicate", "delivery_id": delivery_id}, status_code=200)
+    record_delivery_received(event)
     if status is DeliveryStatus.INVALID:
         return error(400, problem or "invalid payload", delivery_id=delivery_id)
     if status is DeliveryStatus.IGNORED:
@@ -152,6 +181,9 @@ async def receive_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"status": "accepted", "delivery_id": delivery_id}, status_code=202)
 
 
-def store_delivery(engine: Any, **values: Any) -> bool:
-    with session_scope(engine) as session:
-        return deliveries.insert_delivery(session=session, **values)
+def delivery_writer(state: Any) -> DeliveryWriter:
+    """Return the app's group-commit writer, created on first use for the app's engine."""
+    writer = getattr(state, "delivery_writer", None)
+    if writer is None or writer.engine is not state.engine:
+        writer = state.delivery_writer = DeliveryWriter(state.engine)
+    return writer

@@ -15,16 +15,25 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.errors import InvalidPayload
+from bot.observability import record_delivery_processed
 from handlers.github import handler_for
 from handlers.github.context import HandlerContext
+from handlers.slack import react_to_delivery
 from storage import deliveries
+from storage.db import background_engine, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
+from storage.prefetch import prefetch_facts
 
 logger = logging.getLogger(__name__)
 
 # A batch commits after this long even if it is not full, so the write lock is never held
-# long enough to delay the webhook endpoint's inserts.
+# long enough to delay the webhook endpoint's inserts. On SQLite a batch also ends as soon as
+# another thread of this process waits for the write lock.
 BATCH_SECONDS = 0.05
+# Minimum number of deliveries a batch claims.
+MIN_CLAIM = 4
+# Maximum time the worker waits for in-flight webhook requests before it starts a batch anyway.
+REQUEST_YIELD_SECONDS = 0.02
 
 
 @dataclass
@@ -35,6 +44,8 @@ class BatchResult:
     invalid: int = 0
     failed: int = 0
     ignored: int = 0
+
+    seconds: float = 0.0
 
     @property
     def total(self) -> int:
@@ -67,6 +78,7 @@ def process_delivery(session: Session, settings: Settings, delivery: Delivery) -
                 action=delivery.action,
             )
             handler(context, payload)
+            react_to_delivery(context, payload)
             session.flush()
             savepoint.commit()
         except (InvalidPayload, ValueError) as exc:
@@ -81,6 +93,7 @@ def process_delivery(session: Session, settings: Settings, delivery: Delivery) -
             # second try reads its row and merges into it.
             savepoint.rollback()
             if attempt == 1:
+                logger.info("delivery retried after a concurrent insert: %s", exc.orig, extra=extra)
                 continue
             logger.warning("delivery failed: %s", exc.orig, extra=extra)
             deliveries.mark_delivery(
@@ -102,21 +115,41 @@ def process_delivery(session: Session, settings: Settings, delivery: Delivery) -
     return DeliveryStatus.DONE
 
 
-def process_batch(engine: Engine, settings: Settings, *, limit: int) -> BatchResult:
-    """Claim pending deliveries, process them and commit once; return the counts."""
+def process_batch(
+    engine: Engine,
+    settings: Settings,
+    *,
+    limit: int,
+    should_yield: Callable[[], bool] | None = None,
+) -> BatchResult:
+    """Claim pending deliveries, process them and commit once; return the counts.
+
+    The batch ends early, after the delivery in progress, once `should_yield` returns True.
+    """
     result = BatchResult()
     started = time.monotonic()
-    with Session(engine, expire_on_commit=False) as session:
+    gate = sqlite_write_gate(engine)
+    with Session(background_engine(engine), expire_on_commit=False) as session:
         with session.begin():
-            for delivery in deliveries.claim_pending(session=session, limit=limit):
+            claimed = deliveries.claim_pending(session=session, limit=limit)
+            # Kept referenced until the batch ends, so the session's cache holds them.
+            prefetched = prefetch_facts(session=session, claimed=claimed)
+            for delivery in claimed:
                 outcome = process_delivery(session, settings, delivery)
                 setattr(result, outcome.value, getattr(result, outcome.value) + 1)
-                logger.debug(
+                logger.info(
                     "delivery processed",
-                    extra={"delivery_id": delivery.delivery_id, "outcome": outcome.value},
+                    extra={"delivery_id": delivery.delivery_id, "event": delivery.event, "outcome": outcome.value},
                 )
+                record_delivery_processed(delivery.event, outcome.value)
                 if time.monotonic() - started > BATCH_SECONDS:
                     break
+                if gate is not None and gate.has_waiters:
+                    break
+                if should_yield is not None and should_yield():
+                    break
+    del prefetched
+    result.seconds = time.monotonic() - started
     return result
 
 
@@ -136,6 +169,10 @@ class Worker:
         self._lock = threading.Lock()
         self._generation = 0
         self._thread: threading.Thread | None = None
+        self._claim_limit = settings.worker_batch_size
+        self._requests = 0
+        self._no_requests = threading.Event()
+        self._no_requests.set()
         self.processed = 0
 
     @property
@@ -164,6 +201,22 @@ class Worker:
             self._idle.clear()
         self._wake.set()
 
+    def request_started(self) -> None:
+        """Note a webhook request in flight; the thread pauses its batches for it."""
+        self._requests += 1
+        self._no_requests.clear()
+
+    def request_finished(self) -> None:
+        """Note the end of a webhook request noted by `request_started`."""
+        self._requests -= 1
+        if self._requests <= 0:
+            self._requests = 0
+            self._no_requests.set()
+
+    def has_requests(self) -> bool:
+        """Tell whether a webhook request is in flight."""
+        return self._requests > 0
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no pending delivery is left; return False on timeout."""
         return self._idle.wait(timeout)
@@ -172,10 +225,21 @@ class Worker:
         """Process every pending delivery in the calling thread; return how many."""
         total = 0
         while True:
-            result = process_batch(self.engine, self.settings, limit=self.settings.worker_batch_size)
+            result = process_batch(self.engine, self.settings, limit=self._claim_limit)
+            self._adapt_claim_limit(result)
             total += result.total
             if result.total == 0:
                 return total
+
+    def _adapt_claim_limit(self, result: BatchResult) -> None:
+        # A batch that ends early (time bound, or a waiting SQLite writer) leaves the rest of
+        # its claimed rows unprocessed, and each of them was read with its body (10-20 KB
+        # for a workflow_job). So the next claim follows how many the last batch got through.
+        maximum = self.settings.worker_batch_size
+        if result.total >= self._claim_limit:
+            self._claim_limit = min(maximum, self._claim_limit * 2)
+        else:
+            self._claim_limit = min(maximum, max(MIN_CLAIM, result.total * 2))
 
     def _run(self) -> None:
         backoff = self.settings.worker_poll_seconds
@@ -183,7 +247,16 @@ class Worker:
             with self._lock:
                 generation = self._generation
             try:
-                result = process_batch(self.engine, self.settings, limit=self.settings.worker_batch_size)
+                # Webhook requests go first, because GitHub records a delivery as failed when
+                # the response takes over 10 s (docs.github.com, "Handling failed webhook
+                # deliveries") and does not redeliver it, while processing may lag. This thread
+                # shares the GIL with the event loop, so it waits while requests are in
+                # flight, for at most REQUEST_YIELD_SECONDS so that it never starves.
+                self._no_requests.wait(REQUEST_YIELD_SECONDS)
+                result = process_batch(
+                    self.engine, self.settings, limit=self._claim_limit, should_yield=self.has_requests
+                )
+                self._adapt_claim_limit(result)
             except OperationalError as exc:
                 logger.warning("database unavailable, retrying in %.1f s: %s", backoff, exc.orig)
                 self._stop.wait(backoff)

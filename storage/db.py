@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
@@ -39,8 +42,12 @@ def create_db_engine(database_url: str, *, pool_size: int = 10) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         **({"poolclass": StaticPool} if database in ("", ":memory:") else {}),
     )
+    gate = SQLiteWriteGate(SQLITE_BUSY_TIMEOUT_MS / 1000)
+    WRITE_GATES[engine.dialect] = gate
     event.listen(engine, "connect", _configure_sqlite_connection)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", lambda connection: _begin_immediate(connection, gate))
+    event.listen(engine, "commit", lambda connection: _end_transaction(connection, gate))
+    event.listen(engine, "rollback", lambda connection: _end_transaction(connection, gate))
     return engine
 
 
@@ -56,10 +63,102 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
+def _begin_immediate(connection: Any, gate: SQLiteWriteGate) -> None:
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another connection wrote in between; IMMEDIATE takes the write lock first and waits.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    background = connection.get_execution_options().get(PRIORITY_OPTION) == BACKGROUND
+    if gate.acquire(background=background):
+        connection.info[GATE_HELD_KEY] = True
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _end_transaction(connection, gate)
+        raise
+
+
+def _end_transaction(connection: Any, gate: SQLiteWriteGate) -> None:
+    # SQLAlchemy fires these events just before it sends COMMIT or ROLLBACK, so the next
+    # writer's BEGIN IMMEDIATE can meet the lock for the moment the COMMIT takes; SQLite's
+    # busy handler then retries after 1 ms.
+    try:
+        is_held = connection.info.pop(GATE_HELD_KEY, False)
+    except (exc.PendingRollbackError, exc.ResourceClosedError):
+        # An invalidated connection has lost its info. Releasing a gate that another
+        # transaction holds costs only order, since SQLite's own lock still admits one writer.
+        is_held = True
+    if is_held:
+        gate.release()
+
+
+# The connection `info` key and the execution option that marks background writers.
+GATE_HELD_KEY = "release_bot_sqlite_gate_held"
+PRIORITY_OPTION = "release_bot_write_priority"
+BACKGROUND = "background"
+
+# Keyed by dialect because each engine has its own, shared with the engines that
+# `execution_options` derives from it, and it outlives `dispose`.
+WRITE_GATES: weakref.WeakKeyDictionary[Any, SQLiteWriteGate] = weakref.WeakKeyDictionary()
+
+
+class SQLiteWriteGate:
+    """Hands SQLite's one write lock from thread to thread within this process, by priority.
+
+    Every transaction here starts with BEGIN IMMEDIATE and so holds the database's write lock
+    until it ends. Threads that wait for that lock inside SQLite poll from its busy handler,
+    which sleeps 1, 2, 5, 10 and up to 100 ms between tries (`sqliteDefaultBusyCallback` in
+    SQLite's main.c), and a thread that writes in a loop takes the lock again before a
+    sleeping waiter wakes. Here they wait on a condition instead and wake when
+    the holder ends its transaction. A background transaction (the delivery worker's) also
+    waits while any other transaction is waiting, and reads `has_waiters` to end its batch
+    early. The gate only orders the waiting: SQLite's lock still admits one writer at a time,
+    and between processes only its busy timeout applies.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._condition = threading.Condition()
+        self._is_held = False
+        self._waiting = 0
+
+    @property
+    def has_waiters(self) -> bool:
+        """Tell whether a foreground transaction is waiting for the lock."""
+        return self._waiting > 0
+
+    def acquire(self, *, background: bool = False) -> bool:
+        """Wait for the lock; return False on timeout, leaving the wait to SQLite's busy handler."""
+        deadline = time.monotonic() + self.timeout_s
+        with self._condition:
+            if not background:
+                self._waiting += 1
+            try:
+                while self._is_held or (background and self._waiting):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        logger.warning("sqlite write gate wait timed out after %.0f s", self.timeout_s)
+                        return False
+                    self._condition.wait(remaining)
+                self._is_held = True
+                return True
+            finally:
+                if not background:
+                    self._waiting -= 1
+
+    def release(self) -> None:
+        """Let the next waiting transaction begin."""
+        with self._condition:
+            self._is_held = False
+            self._condition.notify_all()
+
+
+def sqlite_write_gate(engine: Engine) -> SQLiteWriteGate | None:
+    """Return the write gate of a SQLite engine, or None for other databases."""
+    return WRITE_GATES.get(engine.dialect)
+
+
+def background_engine(engine: Engine) -> Engine:
+    """Return the engine for a background writer, whose SQLite transactions yield to others."""
+    return engine.execution_options(**{PRIORITY_OPTION: BACKGROUND})
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,8 +46,56 @@ def insert_delivery(
     statement = insert(Delivery).values(**values).on_conflict_do_nothing(
         index_elements=["delivery_id"]
     )
-    result = session.execute(statement)
-    return bool(result.rowcount)
+    # Without preserve_rowcount, SQLAlchemy 2.1 reports -1 for this INSERT on PostgreSQL.
+    result = session.execute(statement.execution_options(preserve_rowcount=True))
+    return result.rowcount == 1
+
+
+def insert_deliveries(*, session: Session, rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """Insert several deliveries in one statement; return, per row, whether it was new.
+
+    Each row holds the keyword arguments of `insert_delivery`. A delivery id already stored,
+    or repeated earlier in `rows`, counts as not new, as in `insert_delivery`.
+    """
+    received_at = utc_now()
+    first_rows: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first_rows.setdefault(row["delivery_id"], row)
+    if not first_rows:
+        return []
+    parameters = [
+        {
+            "delivery_id": row["delivery_id"],
+            "event": row["event"],
+            "action": row["action"],
+            "installation_id": row["installation_id"],
+            "repository": row["repository"],
+            "headers": row["headers"],
+            "body": row["body"],
+            "received_at": received_at,
+            "status": row.get("status", DeliveryStatus.PENDING).value,
+            "attempts": 0,
+            "error": row.get("error"),
+        }
+        for row in first_rows.values()
+    ]
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["delivery_id"])
+        .returning(table.c.delivery_id)
+    )
+    # With several parameter sets and RETURNING, SQLAlchemy sends multi-row INSERT statements
+    # ("insertmanyvalues") on both SQLite and PostgreSQL.
+    inserted = set(session.execute(statement, parameters).scalars())
+
+    results = []
+    for row in rows:
+        delivery_id = row["delivery_id"]
+        is_new = first_rows.get(delivery_id) is row and delivery_id in inserted
+        results.append(is_new)
+    return results
 
 
 def claim_pending(*, session: Session, limit: int) -> Sequence[Delivery]:

@@ -19,7 +19,7 @@ from storage.models import (
     Tag,
     WorkflowRun,
 )
-from storage.runs import merge_fields, seconds_between
+from storage.runs import fit_to_columns, merge_fields, seconds_between
 from storage.types import utc_now
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -32,7 +32,8 @@ def upsert_row(session: Session, model: type[RowT], key: Any, values: dict[str, 
     """Create or update a row by primary key with every known value."""
     row = session.get(model, key)
     if row is None:
-        row = model(**{name: value for name, value in values.items() if value is not None})
+        fitted = fit_to_columns(model, values)
+        row = model(**{name: value for name, value in fitted.items() if value is not None})
     else:
         merge_fields(row, values, forward=True)
     if hasattr(row, "updated_at"):
@@ -44,7 +45,14 @@ def upsert_row(session: Session, model: type[RowT], key: Any, values: dict[str, 
 def upsert_installation(
     *, session: Session, installation_id: int, status: str | None = None, **fields: Any
 ) -> Installation:
-    """Record an installation; `status` is active, suspended or deleted."""
+    """Record an installation; `status` is active, suspended or deleted.
+
+    Deleted is final: GitHub gives a reinstalled App a new installation id, so an event that
+    would make a deleted installation active again is a late or repeated delivery.
+    """
+    stored = session.get(Installation, installation_id)
+    if stored is not None and stored.status == "deleted":
+        status = None
     values = {"id": installation_id, "status": status, **fields}
     return upsert_row(session, Installation, installation_id, values)
 
@@ -76,14 +84,16 @@ def get_installation(*, session: Session, installation_id: int) -> Installation 
 
 def upsert_pull_request(*, session: Session, pull_request_id: int, **fields: Any) -> PullRequest:
     """Record a pull request's number, state and head."""
+    # NOTE: events are applied in arrival order, so a late `synchronize` can bring back an
+    # older head SHA until the next event. Ordering them needs GitHub's `updated_at` stored.
     return upsert_row(session, PullRequest, pull_request_id, {"id": pull_request_id, **fields})
 
 
 def find_pull_requests_for_run(*, session: Session, run: WorkflowRun) -> list[PullRequest]:
-    """Return the open pull requests a run belongs to.
+    """Return the stored pull requests a run belongs to, open or closed.
 
     Runs of fork pull requests carry an empty `pull_requests` list, so a run is matched by its
-    head SHA and head repository; the branch name alone is never enough, since a fork's
+    head SHA and head repository. The branch name alone is never enough, because a fork's
     branch can share its name with a branch of the base repository.
     """
     if run.pull_request_numbers:
@@ -106,7 +116,14 @@ def find_pull_requests_for_run(*, session: Session, run: WorkflowRun) -> list[Pu
 
 
 def upsert_release(*, session: Session, release_id: int, **fields: Any) -> Release:
-    """Record a release and its latest state."""
+    """Record a release and its latest state.
+
+    Deleted is final because GitHub never reuses a release id, so a late `edited` or
+    `published` delivery updates the other fields but leaves the state deleted.
+    """
+    stored = session.get(Release, release_id)
+    if stored is not None and stored.state == "deleted":
+        fields = {**fields, "state": None}
     return upsert_row(session, Release, release_id, {"id": release_id, **fields})
 
 
@@ -151,11 +168,12 @@ def record_tag(
     pushed_at: datetime | None, deleted: bool,
 ) -> Tag:
     """Record a tag push or deletion."""
-    tag = session.get(Tag, (repo, name)) or Tag(repo=repo, name=name)
+    key = fit_to_columns(Tag, {"repo": repo, "name": name})
+    tag = session.get(Tag, (key["repo"], key["name"])) or Tag(**key)
     tag.deleted = deleted
     if not deleted:
         tag.sha = sha
-    tag.pusher = pusher or tag.pusher
+    tag.pusher = fit_to_columns(Tag, {"pusher": pusher})["pusher"] or tag.pusher
     tag.pushed_at = pushed_at or tag.pushed_at
     session.add(tag)
     return tag

@@ -1,27 +1,95 @@
-"""Write and aggregate metric points.
+"""Write, list, delete and summarize metric points; statistics are in storage.metric_stats.
 
-Statistics are computed by the database: count, sum, min, max and the sum of squares by one
-aggregate query, percentiles by `percentile_cont` on PostgreSQL and by reading the two
-neighbouring ordered values on SQLite. Both interpolate linearly between the closest ranks,
-like `percentile_cont` and numpy's default method.
+Every write goes through these functions, because they also keep the daily rollups of
+storage.metric_rollups current in the same transaction.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
-from storage.models import Metric
+from storage import metric_rollups
+from storage.metric_filter import COLUMN_TAGS, MetricFilter, as_utc
+from storage.metric_stats import EMPTY_STATISTICS, PERCENTILES, calculate_statistics
+from storage.models import Metric, MetricType
+from storage.models_release import MetricRollup
 from storage.types import utc_now
 
-# Tags that are also columns, so filters on them can use an index.
-COLUMN_TAGS = ("repo", "workflow", "branch", "conclusion")
-PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+__all__ = [
+    "COLUMN_TAGS",
+    "EMPTY_STATISTICS",
+    "PERCENTILES",
+    "MetricFilter",
+    "calculate_statistics",
+    "delete_metrics",
+    "list_metrics",
+    "summarize_metrics",
+    "upsert_metric",
+    "validate_value",
+]
+
+# Column sizes of `metric`; longer values would fail on PostgreSQL.
+MAX_NAME_LENGTH = 200
+MAX_TAG_LENGTHS = {"repo": 200, "workflow": 255, "branch": 255, "conclusion": 40}
+METRIC_TYPES = frozenset(member.value for member in MetricType)
+
+
+def validate_value(value: object) -> float:
+    """Return a metric value as a float, or raise ValueError unless it is a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"invalid metric value {value!r}: expected a finite int or float")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"invalid metric value {value!r}: expected a finite number, not NaN or infinity")
+    return number
+
+
+def validate_metric_type(metric_type: object) -> str:
+    """Return a metric type's value, or raise ValueError naming the known types."""
+    text = metric_type.value if isinstance(metric_type, MetricType) else metric_type
+    if not isinstance(text, str) or text not in METRIC_TYPES:
+        raise ValueError(
+            f"invalid metric type {metric_type!r}: use one of {', '.join(sorted(METRIC_TYPES))}"
+        )
+    return text
+
+
+def validate_name(name: object) -> str:
+    """Return a metric name, or raise ValueError unless it is a non-empty string that fits."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"invalid metric name {name!r}: expected a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"invalid metric name {name[:40]!r}...: longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """Return tags as a new dict, or raise ValueError naming a key or value that is not a string.
+
+    The `repo` tag is stored in lower case, as the bot keys repositories.
+    """
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise ValueError(f"invalid tags {tags!r}: expected a mapping of strings to strings")
+    checked: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"invalid tag key {key!r}: expected a non-empty string")
+        if not isinstance(value, str):
+            raise ValueError(f"invalid value {value!r} for tag {key!r}: expected a string")
+        limit = MAX_TAG_LENGTHS.get(key)
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"invalid value for tag {key!r}: longer than {limit} characters")
+        checked[key] = value.lower() if key == "repo" else value
+    return checked
 
 
 def upsert_metric(
@@ -34,119 +102,111 @@ def upsert_metric(
     tags: dict[str, str] | None = None,
     source_key: str | None = None,
 ) -> Metric:
-    """Record a metric point; a point with the same source key is updated, not duplicated."""
-    if not math.isfinite(value):
-        raise ValueError(f"metric value must be a finite number, got {value!r}")
-    tags = {str(key): str(tag) for key, tag in (tags or {}).items()}
+    """Record a metric point; a point with the same source key is updated, not duplicated.
+
+    Raises ValueError naming the value when the name, type, value, tags or timestamp are invalid.
+    """
+    name = validate_name(name)
+    metric_type = validate_metric_type(metric_type)
+    number = validate_value(value)
+    tags = validate_tags(tags)
+    if timestamp is not None and not isinstance(timestamp, datetime):
+        raise ValueError(f"invalid timestamp {timestamp!r}: expected a datetime")
+    moment = as_utc(timestamp) or utc_now()
+
     metric = None
     if source_key is not None:
         metric = session.scalars(select(Metric).where(Metric.source_key == source_key)).first()
+    previous = None
     if metric is None:
-        metric = Metric(name=name, metric_type=metric_type, value=value, source_key=source_key)
+        metric = Metric(name=name, metric_type=metric_type, value=number, source_key=source_key)
+    else:
+        previous = (metric.metric_type, metric.repo, as_utc(metric.timestamp), metric.value)
+
     metric.name = name
     metric.metric_type = metric_type
-    metric.value = float(value)
-    metric.timestamp = timestamp or utc_now()
+    metric.value = number
+    metric.value_bucket = metric_rollups.value_bucket(number)
+    metric.timestamp = moment
     metric.tags = tags
     for column in COLUMN_TAGS:
         setattr(metric, column, tags.get(column))
     session.add(metric)
+    session.flush()
+
+    current = (metric.metric_type, metric.repo, moment, metric.value)
+    if previous == current:
+        return metric
+    if previous is not None:
+        old_type, old_repo, old_time, old_value = previous
+        metric_rollups.remove_point(
+            session, metric_type=old_type, repo=old_repo, timestamp=old_time or moment, value=old_value
+        )
+    metric_rollups.add_point(session, metric_type=metric_type, repo=metric.repo, timestamp=moment, value=number)
     return metric
 
 
-@dataclass(frozen=True)
-class MetricFilter:
-    """Conditions that select metric points; a point must meet all of them."""
-
-    metric_type: str | None = None
-    name: str | None = None
-    tags: dict[str, str] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """Return the SQL conditions of this filter."""
-        conditions: list[ColumnElement[bool]] = []
-        if self.metric_type is not None:
-            conditions.append(Metric.metric_type == self.metric_type)
-        if self.name is not None:
-            conditions.append(Metric.name == self.name)
-        if self.since is not None:
-            conditions.append(Metric.timestamp >= self.since)
-        if self.until is not None:
-            conditions.append(Metric.timestamp < self.until)
-        for key, value in (self.tags or {}).items():
-            if key in COLUMN_TAGS:
-                conditions.append(getattr(Metric, key) == value)
-            else:
-                conditions.append(Metric.tags[key].as_string() == value)  # type: ignore[index]
-        return conditions
+def list_metrics(*, session: Session, metric_filter: MetricFilter, limit: int | None = None) -> list[Metric]:
+    """Return the matching points, newest first (by timestamp, then id)."""
+    statement = (
+        select(Metric)
+        .where(*metric_filter.conditions())
+        .order_by(Metric.timestamp.desc(), Metric.id.desc())  # type: ignore[attr-defined,union-attr]
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement).all())
 
 
-EMPTY_STATISTICS: dict[str, Any] = {
-    "count": 0,
-    "mean": None,
-    "min": None,
-    "max": None,
-    "total": 0.0,
-    "stddev": None,
-    **{name: None for name in PERCENTILES},
-}
+def delete_metrics(*, session: Session, metric_filter: MetricFilter, include_derived: bool = False) -> int:
+    """Delete the matching points and return how many.
 
-
-def calculate_statistics(*, session: Session, metric_filter: MetricFilter) -> dict[str, Any]:
-    """Return count, mean, min, max, total, population stddev and p50/p90/p95/p99.
-
-    With no matching points, count is 0, total is 0.0 and every other value is None.
+    Points derived from webhooks carry a source key and stay unless `include_derived` is set
+    (processing the same fact again would bring them back). The rollups of every metric type
+    and repo that lost points are recomputed.
     """
-    where = and_(*metric_filter.conditions()) if metric_filter.conditions() else True
-    count, total, minimum, maximum, squares = session.execute(
+    conditions = metric_filter.conditions()
+    if not include_derived:
+        conditions.append(Metric.source_key.is_(None))  # type: ignore[union-attr]
+    scopes = session.execute(
+        select(Metric.metric_type, func.coalesce(Metric.repo, "")).where(*conditions).distinct()
+    ).all()
+    if not scopes:
+        return 0
+    result = session.execute(delete(Metric).where(*conditions).execution_options(synchronize_session=False))
+    for metric_type, repo in scopes:
+        metric_rollups.rebuild_rollups(session, metric_type=metric_type, repo=repo)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def summarize_metrics(*, session: Session) -> dict[str, dict[str, Any]]:
+    """Return, per metric type, the count, mean, min, max and total, and the first and last point times."""
+    rows = session.execute(
         select(
-            func.count(Metric.value),
-            func.sum(Metric.value),
-            func.min(Metric.value),
-            func.max(Metric.value),
-            func.sum(Metric.value * Metric.value),
-        ).where(where)
-    ).one()
-    if not count:
-        return dict(EMPTY_STATISTICS)
-
-    mean = total / count
-    variance = max(0.0, squares / count - mean * mean)
-    statistics: dict[str, Any] = {
-        "count": count,
-        "mean": mean,
-        "min": minimum,
-        "max": maximum,
-        "total": total,
-        "stddev": math.sqrt(variance),
-    }
-    if session.get_bind().dialect.name == "postgresql":
-        statistics.update(_percentiles_postgresql(session, where))
-    else:
-        statistics.update(_percentiles_by_rank(session, where, count))
-    return statistics
-
-
-def _percentiles_postgresql(session: Session, where: Any) -> dict[str, float]:
-    columns = [
-        func.percentile_cont(fraction).within_group(Metric.value) for fraction in PERCENTILES.values()
-    ]
-    row = session.execute(select(*columns).where(where)).one()
-    return {name: float(value) for name, value in zip(PERCENTILES, row, strict=True)}
-
-
-def _percentiles_by_rank(session: Session, where: Any, count: int) -> dict[str, float]:
-    result: dict[str, float] = {}
-    for name, fraction in PERCENTILES.items():
-        position = (count - 1) * fraction
-        lower = math.floor(position)
-        values = session.scalars(
-            select(Metric.value).where(where).order_by(Metric.value).offset(lower).limit(2)
-        ).all()
-        if len(values) == 1 or position == lower:
-            result[name] = float(values[0])
-        else:
-            result[name] = values[0] + (values[1] - values[0]) * (position - lower)
-    return result
+            MetricRollup.metric_type,
+            func.sum(MetricRollup.count),
+            func.sum(MetricRollup.total),
+            func.min(MetricRollup.min_value),
+            func.max(MetricRollup.max_value),
+        ).group_by(MetricRollup.metric_type)
+    ).all()
+    summary: dict[str, dict[str, Any]] = {}
+    for metric_type, count, total, minimum, maximum in rows:
+        if not count:
+            continue
+        # Per type, min and max of the timestamp are two index lookups, not a scan.
+        first, last = session.execute(
+            select(func.min(Metric.timestamp), func.max(Metric.timestamp)).where(
+                Metric.metric_type == metric_type
+            )
+        ).one()
+        summary[metric_type] = {
+            "count": int(count),
+            "mean": float(total) / int(count),
+            "min": minimum,
+            "max": maximum,
+            "total": float(total),
+            "first_at": as_utc(first),
+            "last_at": as_utc(last),
+        }
+    return summary

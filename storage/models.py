@@ -298,9 +298,27 @@ class Metric(SQLModel, table=True):
     conclusion: str | None = Field(default=None, max_length=40)
     tags: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     source_key: str | None = Field(default=None, max_length=200)
+    # Histogram bucket of `value` (storage.metric_rollups.value_bucket), set by upsert_metric.
+    value_bucket: int | None = Field(default=None)
 
     __table_args__ = (
         UniqueConstraint("source_key"),
         Index("ix_metric_type_repo_time", "metric_type", "repo", "timestamp"),
         Index("ix_metric_type_time", "metric_type", "timestamp"),
+        # Covers the statistics queries, so they read the index and never the table.
+        Index(
+            "ix_metric_type_repo_time_value",
+            "metric_type",
+            "repo",
+            "timestamp",
+            "value",
+            "value_bucket",
+        ),
     )
+
+
+# The Slack tables live in their own module; importing it here registers them on the metadata.
+from storage import models_slack as models_slack  # noqa: E402,F401
+
+# The rollup, release dashboard and alert tables, registered the same way.
+from storage import models_release as models_release  # noqa: E402,F401

@@ -125,6 +125,33 @@ def claim_due(*, session: Session, limit: int, lease: timedelta, now: datetime |
     return messages
 
 
+def claim_message(
+    *, session: Session, message_id: int, lease: timedelta, now: datetime | None = None
+) -> OutboxMessage | None:
+    """Claim one message by id, due or not, for a caller that sends it itself; None if it is
+    sent, failed, or leased by a sender that is still alive."""
+    now = now or utc_now()
+    message = session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            or_(
+                OutboxMessage.status == OutboxStatus.PENDING.value,
+                (OutboxMessage.status == OutboxStatus.SENDING.value)
+                & (OutboxMessage.lease_until < now),  # type: ignore[operator]
+            ),
+        )
+        .with_for_update(skip_locked=True)
+    ).first()
+    if message is None:
+        return None
+    message.status = OutboxStatus.SENDING.value
+    message.lease_until = now + lease
+    message.attempts += 1
+    session.add(message)
+    return message
+
+
 def mark_sent(*, session: Session, message_id: int, result: dict[str, Any]) -> None:
     """Record that a message was delivered and what the receiver returned."""
     session.execute(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from storage.models import Job, RunAttempt, Step, WorkflowRun
 from storage.types import utc_now
@@ -46,9 +47,37 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     return max(0.0, (end - start).total_seconds())
 
 
+@cache
+def column_lengths(model: type[SQLModel]) -> dict[str, int]:
+    """Return the maximum length of each of a table's string columns that has one."""
+    # sqlmodel's AutoString is a TypeDecorator over String, so the length is read, not the class.
+    lengths = {}
+    for column in model.__table__.columns:  # type: ignore[attr-defined]
+        length = getattr(column.type, "length", None)
+        if isinstance(length, int) and length > 0:
+            lengths[column.name] = length
+    return lengths
+
+
+def fit_to_columns(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """Return values with strings cut to their column's length.
+
+    GitHub sets no limit on some names the bot stores (workflow, job and branch names), and
+    PostgreSQL rejects a longer string where SQLite keeps it, which would fail the delivery.
+    """
+    lengths = column_lengths(model)
+    return {
+        name: value[: lengths[name]] if isinstance(value, str) and name in lengths else value
+        for name, value in values.items()
+    }
+
+
 def merge_fields(row: Any, values: dict[str, Any], *, forward: bool) -> None:
-    """Copy values onto a row: all known values when moving forward, else only into empty fields."""
-    for name, value in values.items():
+    """Copy values onto a row: all known values when moving forward, else only into empty fields.
+
+    Strings are cut to their column's length first.
+    """
+    for name, value in fit_to_columns(type(row), values).items():
         if value is None:
             continue
         if forward or getattr(row, name) in (None, [], ""):
@@ -190,6 +219,11 @@ def upsert_attempt(*, session: Session, facts: AttemptFacts) -> tuple[RunAttempt
     return attempt, attempt.status == "completed" and not was_completed
 
 
+def get_attempt(*, session: Session, run_id: int, attempt: int) -> RunAttempt | None:
+    """Return a stored run attempt."""
+    return session.get(RunAttempt, (run_id, attempt))
+
+
 def close_unstarted_jobs(*, session: Session, run_id: int, attempt: int, conclusion: str | None) -> int:
     """Close the jobs of a completed attempt that are still queued; return how many.
 
@@ -258,23 +292,51 @@ def upsert_job(*, session: Session, facts: JobFacts) -> tuple[Job, bool]:
         job.queue_s = None
         job.duration_s = None
     else:
-        job.queue_s = seconds_between(job.created_at, job.started_at) if job.status != "queued" else None
+        # A queued or waiting job already carries `started_at` (equal to `created_at`), but
+        # it leaves the queue only when a runner picks it up.
+        has_left_queue = status_rank(job.status, job.conclusion) >= STATUS_RANK["in_progress"]
+        job.queue_s = seconds_between(job.created_at, job.started_at) if has_left_queue else None
         job.duration_s = (
             seconds_between(job.started_at, job.completed_at) if job.status == "completed" else None
         )
     job.updated_at = utc_now()
     session.add(job)
 
+    # One query reads all of the job's stored steps: a lookup per step costs a query and an
+    # autoflush each, and jobs carry up to dozens of steps.
+    stored_steps: dict[int, Step] = {}
+    if facts.steps:
+        stored_steps = {
+            step.number: step for step in session.scalars(select(Step).where(Step.job_id == facts.id))
+        }
     for step_facts in facts.steps:
-        upsert_step(session=session, job_id=facts.id, facts=step_facts, forward=forward)
+        upsert_step(
+            session=session, job_id=facts.id, facts=step_facts, forward=forward, stored=stored_steps
+        )
     return job, job.status == "completed" and not was_completed
 
 
-def upsert_step(*, session: Session, job_id: int, facts: StepFacts, forward: bool) -> Step:
-    """Create or merge one step, keyed by job id and step number."""
-    step = session.get(Step, (job_id, facts.number))
+def upsert_step(
+    *,
+    session: Session,
+    job_id: int,
+    facts: StepFacts,
+    forward: bool,
+    stored: dict[int, Step] | None = None,
+) -> Step:
+    """Create or merge one step, keyed by job id and step number.
+
+    `stored` maps step numbers to the job's stored steps when the caller has read them all;
+    a step created here is added to it.
+    """
+    if stored is None:
+        step = session.get(Step, (job_id, facts.number))
+    else:
+        step = stored.get(facts.number)
     if step is None:
         step = Step(job_id=job_id, number=facts.number, name=facts.name)
+        if stored is not None:
+            stored[facts.number] = step
         forward = True
     elif forward:
         forward = status_rank(facts.status, facts.conclusion) >= status_rank(

@@ -18,6 +18,8 @@ from storage import metrics
 from storage.models import Deployment, MetricType
 
 EVENTS = ("deployment", "deployment_status")
+# The length of the metric table's `workflow` column, which the tag is copied into.
+MAX_WORKFLOW_TAG = 255
 
 
 def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
@@ -64,7 +66,7 @@ def record_deployment_metric(ctx: HandlerContext, deployment: Deployment, run: d
             "environment": deployment.environment or "",
             "conclusion": deployment.state or "",
             "branch": deployment.ref or "",
-            "workflow": optional_str(run, "name") or "",
+            "workflow": optional_str(run, "name", max_length=MAX_WORKFLOW_TAG) or "",
         },
         source_key=f"deployment_time:deployment:{deployment.id}",
     )

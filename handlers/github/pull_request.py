@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.github.context import HandlerContext, record_repository
-from handlers.github.payload import optional_object, optional_str, require_int, require_object
+from handlers.github.payload import (
+    MAX_COUNTER,
+    optional_object,
+    optional_str,
+    require_int,
+    require_object,
+)
 from storage import github as github_facts
 
 EVENTS = ("pull_request",)
@@ -23,7 +29,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         session=ctx.session,
         pull_request_id=pull_request_id,
         repo=repo,
-        number=require_int(pull_request, "number", where="pull_request"),
+        number=require_int(pull_request, "number", where="pull_request", maximum=MAX_COUNTER),
         state=optional_str(pull_request, "state"),
         title=optional_str(pull_request, "title"),
         head_sha=optional_str(head, "sha"),

@@ -1,4 +1,5 @@
-"""`push` of a tag: the tags a release can be built from. Branch pushes are ignored."""
+"""`push` of a tag: the tags a release can be built from. A branch push only matters when it
+changes the repository configuration (handlers/github/reactions/repo_config.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from handlers.github.context import HandlerContext, record_repository
 from handlers.github.payload import optional_object, optional_str, parse_time
+from handlers.github.reactions import repo_config
 from storage import github as github_facts
 
 EVENTS = ("push",)
@@ -18,6 +20,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     """Record a tag creation or deletion."""
     ref = optional_str(payload, "ref") or ""
     if not ref.startswith(TAG_PREFIX):
+        repo_config.on_branch_push(ctx, payload)
         return
     repo = record_repository(ctx, payload) or ""
     after = optional_str(payload, "after")

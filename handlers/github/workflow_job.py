@@ -7,12 +7,15 @@ from typing import Any
 
 from handlers.github.context import HandlerContext, classify_stage, record_repository
 from handlers.github.payload import (
+    MAX_COUNTER,
     optional_int,
+    optional_list,
     optional_str,
     parse_time,
     require_int,
     require_object,
 )
+from handlers.github.release_status import record_job_stage
 from storage import metrics, runs
 from storage.models import Job, MetricType
 
@@ -44,7 +47,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     facts = runs.JobFacts(
         id=job_id,
         run_id=run_id,
-        run_attempt=optional_int(job_payload, "run_attempt") or 1,
+        run_attempt=optional_int(job_payload, "run_attempt", maximum=MAX_COUNTER) or 1,
         repo=repo,
         name=name,
         status=status,
@@ -53,7 +56,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         workflow_name=workflow_name,
         head_branch=optional_str(job_payload, "head_branch"),
         head_sha=optional_str(job_payload, "head_sha"),
-        labels=[str(label) for label in job_payload.get("labels") or [] if isinstance(label, str)],
+        labels=[label for label in optional_list(job_payload, "labels") if isinstance(label, str)],
         runner_id=optional_int(job_payload, "runner_id"),
         runner_name=optional_str(job_payload, "runner_name"),
         runner_group_name=optional_str(job_payload, "runner_group_name"),
@@ -64,6 +67,13 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         steps=read_steps(job_payload),
     )
     job, _ = runs.upsert_job(session=ctx.session, facts=facts)
+    attempt = runs.get_attempt(session=ctx.session, run_id=run_id, attempt=job.run_attempt)
+    if job.status != "completed" and attempt is not None and attempt.status == "completed":
+        # The queued event came after its run completed; the job can no longer start.
+        runs.close_unstarted_jobs(
+            session=ctx.session, run_id=run_id, attempt=job.run_attempt, conclusion=attempt.conclusion
+        )
+    record_job_stage(ctx, job)
     if job.status == "completed":
         record_job_metrics(ctx, job)
 
@@ -71,10 +81,10 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
 def read_steps(job_payload: dict[str, Any]) -> list[runs.StepFacts]:
     """Read the `steps` list, skipping entries without a number (skipped work may carry nulls)."""
     steps = []
-    for entry in job_payload.get("steps") or []:
+    for entry in optional_list(job_payload, "steps"):
         if not isinstance(entry, dict):
             continue
-        number = optional_int(entry, "number")
+        number = optional_int(entry, "number", maximum=MAX_COUNTER)
         if number is None:
             continue
         steps.append(

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.observability import observe_build_duration
 from handlers.github.context import HandlerContext, classify_stage, record_repository
 from handlers.github.payload import (
+    MAX_COUNTER,
     login_of,
     optional_int,
+    optional_list,
     optional_object,
     optional_str,
     parse_time,
     require_int,
     require_object,
 )
+from handlers.github.reactions import pr_comment
 from storage import metrics, runs
 from storage.models import MetricType, RunAttempt, WorkflowRun
 
@@ -34,8 +38,8 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     head_repository = optional_str(optional_object(run_payload, "head_repository"), "full_name")
     pull_numbers = [
         number
-        for entry in run_payload.get("pull_requests") or []
-        if isinstance(entry, dict) and (number := optional_int(entry, "number")) is not None
+        for entry in optional_list(run_payload, "pull_requests")
+        if isinstance(entry, dict) and (number := optional_int(entry, "number", maximum=MAX_COUNTER)) is not None
     ]
 
     run = runs.upsert_run(
@@ -48,7 +52,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
             workflow_id=optional_int(run_payload, "workflow_id"),
             workflow_name=optional_str(run_payload, "name") or optional_str(workflow, "name"),
             workflow_path=optional_str(run_payload, "path") or optional_str(workflow, "path"),
-            run_number=optional_int(run_payload, "run_number"),
+            run_number=optional_int(run_payload, "run_number", maximum=MAX_COUNTER),
             event=optional_str(run_payload, "event"),
             head_branch=optional_str(run_payload, "head_branch"),
             head_sha=optional_str(run_payload, "head_sha"),
@@ -61,7 +65,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         ),
     )
 
-    attempt_number = optional_int(run_payload, "run_attempt") or 1
+    attempt_number = optional_int(run_payload, "run_attempt", maximum=MAX_COUNTER) or 1
     status = optional_str(run_payload, "status") or "queued"
     if status not in runs.STATUS_RANK:
         logger.warning(
@@ -89,6 +93,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         if closed:
             logger.info("closed jobs that never started", extra=ctx.log_extra(run_id=run_id, jobs=closed))
         record_run_metrics(ctx, run, attempt)
+        pr_comment.on_run_completed(ctx, run, attempt)
 
 
 def record_run_metrics(ctx: HandlerContext, run: WorkflowRun, attempt: RunAttempt) -> None:
@@ -105,6 +110,7 @@ def record_run_metrics(ctx: HandlerContext, run: WorkflowRun, attempt: RunAttemp
         "attempt": str(attempt.attempt),
     }
     key = f"run:{run.id}:{attempt.attempt}"
+    observe_build_duration(run.repo, run.workflow_name or "", attempt.duration_s)
     metrics.upsert_metric(
         session=ctx.session,
         name=MetricType.BUILD_TIME.value,

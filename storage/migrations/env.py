@@ -1,13 +1,20 @@
 """Alembic environment: migrations run against the URL the bot was configured with."""
 
 from alembic import context
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from storage import models, outbox  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage import locks, models, outbox  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage import models_slack  # noqa: F401
+from storage import models_github_app  # noqa: F401
+from storage import models_alerts  # noqa: F401
 from storage.db import create_db_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
+
+# Any fixed number works; replicas starting together take this lock so one migrates at a time.
+MIGRATION_LOCK_ID = 0x72656C62
 
 
 def run_migrations_offline() -> None:
@@ -34,6 +41,11 @@ def run_migrations_online() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Held until the migration transaction ends; a second replica waits here and
+                # then finds the schema already current. SQLite's IMMEDIATE transactions
+                # serialise writers already.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             context.run_migrations()
     engine.dispose()
 

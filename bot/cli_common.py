@@ -1,0 +1,127 @@
+"""Helpers shared by the `release-bot` commands: settings, errors, database access and output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session
+
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError
+from bot.logs import configure_logging
+
+T = TypeVar("T")
+
+
+def settings_or_exit(
+    overrides: dict[str, object] | None = None, *, quiet: bool = False
+) -> Settings:
+    """Load the settings, or print what is wrong and exit with status 2.
+
+    With `quiet`, logging starts at WARNING (or DEBUG when LOG_LEVEL is DEBUG), so that the
+    INFO lines of migrations do not mix with a command's own output.
+    """
+    try:
+        settings = load_settings(**(overrides or {}))
+    except ConfigError as exc:
+        typer.echo(f"release-bot: configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    level = settings.log_level
+    if quiet and level == "INFO":
+        level = "WARNING"
+    configure_logging(level, settings.log_format)
+    return settings
+
+
+def fail(message: str, status: int = 1) -> typer.Exit:
+    """Print an error to standard error and return the Exit to raise."""
+    typer.echo(f"release-bot: {message}", err=True)
+    return typer.Exit(status)
+
+
+def check_database(settings: Settings) -> None:
+    """Connect once, so that an unreachable database is reported in one line, not a traceback."""
+    from storage.db import create_db_engine
+
+    engine = create_db_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise fail(
+            f"cannot connect to the database {redact(settings.database_url)}: {exc.orig}; "
+            "check DATABASE_URL and that the database server is running"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def check_repo_option(repo: str | None) -> None:
+    if repo is not None and repo.count("/") != 1:
+        raise fail(f"invalid --repo {repo!r}: use OWNER/NAME, such as octo-org/widget", 2)
+
+
+def read_database(settings: Settings, load: Callable[[Session], T]) -> T:
+    """Run a read function on the bot's database, with a one-line error if it cannot."""
+    with reading_engine(settings) as engine, Session(engine) as session:
+        try:
+            return load(session)
+        except (OperationalError, ProgrammingError) as exc:
+            raise fail(
+                f"cannot read the database {redact(settings.database_url)}: {exc.orig}; "
+                "run `release-bot db upgrade` if its tables are missing"
+            ) from None
+
+
+@contextmanager
+def reading_engine(settings: Settings) -> Iterator[Engine]:
+    """Open the database for reading; a SQLite file that does not exist is not created."""
+    from storage.db import create_db_engine
+
+    url = make_url(settings.database_url)
+    database = url.database or ""
+    is_file_database = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if is_file_database and not Path(database).expanduser().is_file():
+        raise fail(
+            f"no database at {database}: run `release-bot serve` or `release-bot replay` in "
+            "this directory first, or set DATABASE_URL to the bot's database"
+        )
+    engine = create_db_engine(settings.database_url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def console() -> Console:
+    """Return a console on the current standard output that never highlights values.
+
+    Output to a pipe or file is 160 columns wide (or COLUMNS), not rich's default of 80, so
+    that tables keep one line per row.
+    """
+    return Console(highlight=False, width=shutil.get_terminal_size((160, 24)).columns)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def terminal_text(message: str) -> str:
+    from bot.render.terminal import printable
+
+    return printable(message)
+
+
+def redact(database_url: str) -> str:
+    """Return the URL with its password hidden, for printing."""
+    return make_url(database_url).render_as_string(hide_password=True)

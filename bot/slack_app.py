@@ -1,0 +1,379 @@
+"""Slack on the bot's FastAPI server: the slack-bolt AsyncApp behind `POST /slack/events`, and the
+OAuth install routes of multi-workspace mode.
+
+Slack gives a slash command 3 seconds for its HTTP answer. Every `/release` command is
+therefore acknowledged at once with an empty body, and its answer is computed in a task and
+sent once through the command's `response_url`. slack-bolt checks each request's v0
+signature (HMAC-SHA256 of `v0:timestamp:body` with the signing secret) and rejects
+timestamps more than 5 minutes away, so replayed requests fail.
+
+Without Slack credentials the bot still runs: `/slack/events` answers 503 and the install
+routes 404, each saying which settings are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.models.bot import Bot
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+
+from bot import outbox
+from bot.config import Settings
+from bot.render.slack_messages import POST_TO_CHANNEL_ACTION, render_error
+from bot.slack_delivery import LiveStatusSender, api_base_url, installation_store
+from handlers.slack import dispatch, live_status, silences
+from handlers.slack.context import CommandContext
+from handlers.slack.home import publish_home
+from storage.models_slack import SLACK_OAUTH_STATES_TABLE
+
+logger = logging.getLogger(__name__)
+
+COMMAND = "/release"
+# Bot scopes: commands for /release, chat:write(.public) for answers and live status messages in
+# public channels the bot has not joined, channels:read and groups:read to find `#name`,
+# users:read and users:read.email to mention a failing commit's author (users.lookupByEmail).
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "channels:read",
+    "groups:read",
+    "users:read",
+    "users:read.email",
+)
+OAUTH_STATE_SECONDS = 600
+# Seconds the server waits at shutdown for answers still being computed.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+NOT_CONFIGURED = (
+    "Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN for one workspace, or "
+    "SLACK_SIGNING_SECRET, SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install the app in several."
+)
+OAUTH_NOT_CONFIGURED = (
+    "Slack installs are off: set SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET to enable "
+    "/slack/install."
+)
+FAILED_ANSWER = "release-bot could not answer this command because of an internal error; it is in the bot's log. Try again later."
+
+
+class ThreadedInstallationStore(AsyncInstallationStore):
+    """slack_sdk's SQLAlchemy installation store on the bot's engine, its calls run in worker threads."""
+
+    def __init__(self, store: SQLAlchemyInstallationStore) -> None:
+        self.store = store
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self.store.logger
+
+    async def async_save(self, installation: Installation) -> None:
+        await asyncio.to_thread(self.store.save, installation)
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        await asyncio.to_thread(self.store.save_bot, bot)
+
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        return await asyncio.to_thread(
+            self.store.find_bot,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        return await asyncio.to_thread(
+            self.store.find_installation,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            user_id=user_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await asyncio.to_thread(self.store.delete_bot, enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            self.store.delete_installation,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            user_id=user_id,
+        )
+
+
+class ThreadedStateStore(AsyncOAuthStateStore):
+    """slack_sdk's SQLAlchemy OAuth state store on the bot's engine, its calls run in worker threads."""
+
+    def __init__(self, store: SQLAlchemyOAuthStateStore) -> None:
+        self.store = store
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self.store.logger
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.store.issue)
+
+    async def async_consume(self, state: str) -> bool:
+        return await asyncio.to_thread(self.store.consume, state)
+
+
+@dataclass
+class SlackIntegration:
+    """The bolt app of one FastAPI app, with the tasks computing command answers."""
+
+    bolt: AsyncApp
+    handler: AsyncSlackRequestHandler
+    settings: Settings
+    engine: Engine
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in the background, keeping a reference so it is not garbage-collected."""
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the running answers, then cancel what is left."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.warning("slack answers cancelled at shutdown", extra={"tasks": len(pending)})
+
+    def context(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        text: str,
+        client: AsyncWebClient | None,
+        in_channel: bool = False,
+    ) -> CommandContext:
+        """Build the context of one command."""
+        return CommandContext(
+            settings=self.settings,
+            engine=self.engine,
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            command_text=text,
+            client=client,
+            in_channel=in_channel,
+        )
+
+
+async def answer(ctx: CommandContext, respond: AsyncRespond) -> None:
+    """Compute a command's answer and send it once through its response_url."""
+    try:
+        message = await dispatch(ctx, ctx.command_text)
+    except Exception:
+        logger.exception("slack command failed", extra=ctx.log_extra())
+        message = render_error(FAILED_ANSWER)
+    response_type = "in_channel" if ctx.in_channel else "ephemeral"
+    try:
+        response = await respond(
+            response_type=response_type, replace_original=False, **message.as_kwargs()
+        )
+    except Exception:
+        logger.exception("slack response_url post failed", extra=ctx.log_extra())
+        return
+    if response.status_code != 200:
+        logger.warning(
+            "slack response_url post rejected: HTTP %s %s",
+            response.status_code,
+            (response.body or "")[:200],
+            extra=ctx.log_extra(),
+        )
+
+
+def register_listeners(integration: SlackIntegration) -> None:
+    """Register the `/release` command, the "Post to channel" button and the App Home tab."""
+    bolt = integration.bolt
+
+    @bolt.command(COMMAND)
+    async def on_release(
+        ack: Any, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        ctx = integration.context(
+            team_id=str(body.get("team_id", "")),
+            channel_id=str(body.get("channel_id", "")),
+            user_id=str(body.get("user_id", "")),
+            text=str(body.get("text") or ""),
+            client=client,
+        )
+        integration.spawn(answer(ctx, respond))
+
+    @bolt.action(POST_TO_CHANNEL_ACTION)
+    async def on_post_to_channel(
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        # The button carries the command text; running it again checks access again for the presser.
+        ctx = integration.context(
+            team_id=str((body.get("team") or {}).get("id", "")),
+            channel_id=str((body.get("channel") or {}).get("id", "")),
+            user_id=str((body.get("user") or {}).get("id", "")),
+            text=str(action.get("value") or ""),
+            client=client,
+            in_channel=True,
+        )
+        integration.spawn(answer(ctx, respond))
+
+    @bolt.event("app_home_opened")
+    async def on_home_opened(
+        event: dict[str, Any], context: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if event.get("tab") != "home":
+            return
+        ctx = integration.context(
+            team_id=str(context.get("team_id") or ""),
+            channel_id=str(event.get("channel") or ""),
+            user_id=str(event.get("user") or ""),
+            text="",
+            client=client,
+        )
+        try:
+            await publish_home(ctx)
+        except Exception:
+            logger.exception("slack home tab failed", extra=ctx.log_extra())
+
+    silences.register_actions(integration)
+    if bolt.installation_store is not None:
+        bolt.event("app_uninstalled")(bolt.default_app_uninstalled_event_listener())
+        bolt.event("tokens_revoked")(bolt.default_tokens_revoked_event_listener())
+
+
+def build_integration(settings: Settings, engine: Engine) -> SlackIntegration | None:
+    """Build the bolt app from the settings, or return None when Slack is not configured."""
+    if settings.slack_signing_secret is None or not (
+        settings.has_slack or settings.has_slack_oauth
+    ):
+        return None
+    signing_secret = settings.slack_signing_secret.get_secret_value()
+    base_url = api_base_url(settings)
+    bolt_logger = logging.getLogger("slack_bolt")
+
+    store = installation_store(settings, engine)
+    if store is not None and settings.slack_client_secret is not None:
+        state_store = SQLAlchemyOAuthStateStore(
+            expiration_seconds=OAUTH_STATE_SECONDS,
+            engine=engine,
+            table_name=SLACK_OAUTH_STATES_TABLE,
+        )
+        oauth_settings = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=list(BOT_SCOPES),
+            redirect_uri=f"{settings.public_url.rstrip('/')}/slack/oauth_redirect",
+            install_path="/slack/install",
+            redirect_uri_path="/slack/oauth_redirect",
+            installation_store=ThreadedInstallationStore(store),
+            installation_store_bot_only=True,
+            state_store=ThreadedStateStore(state_store),
+            state_expiration_seconds=OAUTH_STATE_SECONDS,
+        )
+        bolt = AsyncApp(
+            signing_secret=signing_secret,
+            client=AsyncWebClient(base_url=base_url),
+            oauth_settings=oauth_settings,
+            installation_store_bot_only=True,
+            logger=bolt_logger,
+        )
+    else:
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        bolt = AsyncApp(
+            signing_secret=signing_secret,
+            client=AsyncWebClient(token=token, base_url=base_url),
+            logger=bolt_logger,
+        )
+
+    integration = SlackIntegration(
+        bolt=bolt, handler=AsyncSlackRequestHandler(bolt), settings=settings, engine=engine
+    )
+    register_listeners(integration)
+    return integration
+
+
+@asynccontextmanager
+async def slack_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start Slack after the bot's own lifespan has opened the database; stop it first."""
+    settings: Settings = app.state.settings
+    integration = build_integration(settings, app.state.engine)
+    app.state.slack = integration
+    if integration is None:
+        yield
+        return
+    outbox.register_sender(live_status.OUTBOX_KIND, LiveStatusSender(settings, app.state.engine))
+    mode = (
+        "several workspaces (OAuth)" if integration.bolt.oauth_flow is not None else "one workspace"
+    )
+    logger.info("slack enabled", extra={"mode": mode})
+    try:
+        yield
+    finally:
+        await integration.drain(SHUTDOWN_GRACE_SECONDS)
+
+
+router = APIRouter(tags=["slack"], lifespan=slack_lifespan)
+
+
+@router.post("/slack/events")
+async def slack_events(request: Request) -> Response:
+    """Receive slash commands, button presses and events from Slack."""
+    integration: SlackIntegration | None = getattr(request.app.state, "slack", None)
+    if integration is None:
+        return JSONResponse({"error": NOT_CONFIGURED}, status_code=503)
+    return await integration.handler.handle(request)
+
+
+@router.get("/slack/install")
+@router.get("/slack/oauth_redirect")
+async def slack_oauth(request: Request) -> Response:
+    """Start a Slack install, or finish one when Slack redirects back with a code."""
+    integration: SlackIntegration | None = getattr(request.app.state, "slack", None)
+    if integration is None or integration.bolt.oauth_flow is None:
+        return JSONResponse({"error": OAUTH_NOT_CONFIGURED}, status_code=404)
+    return await integration.handler.handle(request)

@@ -1,0 +1,191 @@
+"""Group commit of webhook deliveries, the SQLite write gate, and worker batches that yield."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlmodel import Session
+
+from bot.config import Settings
+from bot.ingest import DeliveryWriter
+from bot.worker import process_batch
+from storage import deliveries
+from storage.db import SQLiteWriteGate, create_db_engine, session_scope, sqlite_write_gate
+from storage.models import Delivery, DeliveryStatus
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def delivery_row(delivery_id: str, **overrides: Any) -> dict[str, Any]:
+    """Return the arguments of `insert_delivery` for a small workflow_job delivery."""
+    payload = {"action": "queued", "workflow_job": {"id": 1, "run_id": 2}}
+    row = {
+        "delivery_id": delivery_id,
+        "event": "workflow_job",
+        "action": "queued",
+        "installation_id": 7,
+        "repository": "octo/repo",
+        "headers": {"x-github-event": "workflow_job"},
+        "body": json.dumps(payload).encode(),
+    }
+    return {**row, **overrides}
+
+
+def count_deliveries(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(Delivery)) or 0
+
+
+def count_commits(engine: Engine) -> list[int]:
+    """Return a list that grows by one on each commit on the engine."""
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _connection: commits.append(1))
+    return commits
+
+
+def test_insert_deliveries_new_and_duplicate(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        deliveries.insert_delivery(session=session, **delivery_row("stored-1"))
+
+    rows = [delivery_row("stored-1"), delivery_row("new-1"), delivery_row("new-1")]
+    with session_scope(engine) as session:
+        results = deliveries.insert_deliveries(session=session, rows=rows)
+
+    assert results == [False, True, False]
+    assert count_deliveries(engine) == 2
+
+
+def test_insert_deliveries_keeps_status_and_error(engine: Engine) -> None:
+    row = delivery_row("invalid-1", status=DeliveryStatus.INVALID, error="the body is not valid JSON")
+    with session_scope(engine) as session:
+        deliveries.insert_deliveries(session=session, rows=[row])
+
+    with Session(engine) as session:
+        stored = deliveries.get_delivery(session=session, delivery_id="invalid-1")
+    assert stored is not None
+    assert stored.status == DeliveryStatus.INVALID.value
+    assert stored.error == "the body is not valid JSON"
+    assert stored.headers == {"x-github-event": "workflow_job"}
+
+
+def test_writer_commits_concurrent_rows_once(engine: Engine) -> None:
+    writer = DeliveryWriter(engine)
+    commits = count_commits(engine)
+    ids = [f"concurrent-{index}" for index in range(20)]
+
+    async def store_all() -> list[bool]:
+        return list(await asyncio.gather(*(writer.store(delivery_row(one)) for one in ids)))
+
+    results = asyncio.run(store_all())
+
+    assert results == [True] * 20
+    assert count_deliveries(engine) == 20
+    assert len(commits) == 1
+
+
+def test_writer_same_id_twice_in_batch(engine: Engine) -> None:
+    writer = DeliveryWriter(engine)
+
+    async def store_twice() -> list[bool]:
+        rows = [delivery_row("twice-1"), delivery_row("twice-1")]
+        return list(await asyncio.gather(*(writer.store(row) for row in rows)))
+
+    assert asyncio.run(store_twice()) == [True, False]
+    assert count_deliveries(engine) == 1
+
+
+def test_writer_failing_row_fails_alone(engine: Engine) -> None:
+    writer = DeliveryWriter(engine)
+    # `event` is NOT NULL, so this row fails on both SQLite and PostgreSQL.
+    rows = [delivery_row("good-1"), delivery_row("bad-1", event=None), delivery_row("good-2")]
+
+    async def store_all() -> list[Any]:
+        return list(
+            await asyncio.gather(*(writer.store(row) for row in rows), return_exceptions=True)
+        )
+
+    results = asyncio.run(store_all())
+
+    assert results[0] is True
+    assert isinstance(results[1], Exception)
+    assert results[2] is True
+    assert count_deliveries(engine) == 2
+
+
+def test_write_gate_foreground_before_background() -> None:
+    gate = SQLiteWriteGate(timeout_s=30)
+    order: list[str] = []
+    assert gate.acquire()
+
+    def take(name: str, background: bool) -> None:
+        assert gate.acquire(background=background)
+        order.append(name)
+        gate.release()
+
+    foreground = threading.Thread(target=take, args=("foreground", False))
+    foreground.start()
+    while not gate.has_waiters:
+        threading.Event().wait(0.001)
+    background = threading.Thread(target=take, args=("background", True))
+    background.start()
+    gate.release()
+    foreground.join(10)
+    background.join(10)
+
+    assert order == ["foreground", "background"]
+    assert not gate.has_waiters
+
+
+def test_write_gate_timeout_returns_false() -> None:
+    gate = SQLiteWriteGate(timeout_s=0.01)
+    assert gate.acquire()
+
+    assert gate.acquire() is False
+    assert not gate.has_waiters
+
+
+def test_write_gate_released_after_transactions(engine: Engine) -> None:
+    gate = sqlite_write_gate(engine)
+    if engine.dialect.name != "sqlite":
+        assert gate is None
+        return
+    assert gate is not None
+
+    with session_scope(engine) as session:
+        deliveries.insert_delivery(session=session, **delivery_row("gate-1"))
+    with pytest.raises(RuntimeError):
+        with session_scope(engine) as session:
+            deliveries.insert_delivery(session=session, **delivery_row("gate-2"))
+            raise RuntimeError("roll back")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+    # Held after any of the above, the gate would make this wait for its 30 s timeout.
+    assert gate.acquire(background=True)
+    gate.release()
+
+
+def test_batch_stops_when_asked_to_yield(engine: Engine, settings: Settings) -> None:
+    with session_scope(engine) as session:
+        for index in range(3):
+            deliveries.insert_delivery(
+                session=session, **delivery_row(f"yield-{index}-{uuid.uuid4().hex[:6]}")
+            )
+
+    result = process_batch(engine, settings, limit=10, should_yield=lambda: True)
+
+    assert result.total == 1
+    with Session(engine) as session:
+        assert deliveries.count_by_status(session=session).get("pending") == 2
