@@ -2,7 +2,7 @@
 
 It does the least a correct receiver can do: read the body, check the GitHub HMAC signature
 over the raw bytes, then one SQLite INSERT and COMMIT per request (WAL, synchronous=NORMAL, as
-the bot uses) before answering 202. No framework, no JSON parsing, no worker.
+the bot uses) before the 202 response. No framework, no JSON parsing, no worker.
 
 Run it with the same uvicorn options as the bot, for example:
 `BENCH_SECRET=... BENCH_SQLITE_PATH=/tmp/base.db uvicorn bench.baseline_app:app --no-access-log`.

@@ -17,7 +17,7 @@ from bench.payloads import Delivery
 
 @dataclass
 class Outcome:
-    """What the client saw for one request: status, latency in seconds, time of the answer."""
+    """What the client saw for one request: status, latency in seconds, time of the response."""
 
     delivery_id: str
     status: int
@@ -75,7 +75,7 @@ class Connection:
 async def closed_loop(
     host: str, port: int, deliveries: list[Delivery], *, concurrency: int, timeout_s: float
 ) -> LoadResult:
-    """Send every delivery over `concurrency` connections, each waiting for its answer."""
+    """Send every delivery over `concurrency` connections, each waiting for its response."""
     requests = [(delivery.delivery_id, serialize(delivery, host, port)) for delivery in deliveries]
     connections = [await Connection.open(host, port) for _ in range(concurrency)]
     result = LoadResult()

@@ -3,10 +3,10 @@ transaction that stores it, then sent from the calling thread with the alerter's
 retries, each attempt holding the row's lease.
 
 The caller waits for the result, as the Python API promises. A row the caller could not
-finish (its Retry-After was longer than the caller will wait, or the process died) stays in
-the outbox, where the bot's outbox worker sends it later with `ApiAlertSender` and records
-the outcome on the alert. A webhook's signing secret is never stored, so such a row can only
-be finished by the process that queued it.
+finish stays in the outbox: its Retry-After was longer than the caller waits, or the process
+died. The bot's outbox worker then sends it with `ApiAlertSender` and records the outcome on
+the alert. A webhook's signing secret is never stored, so only the process that queued a
+webhook alert can finish it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def queue_alert(
     config: Mapping[str, Any],
     target: str,
 ) -> OutboxMessage:
-    """Queue an alert in the transaction that stored it; the row holds its configuration without secrets."""
+    """Queue an alert in the transaction that stored it; the row contains its configuration without secrets."""
     stored = {key: value for key, value in config.items() if key not in SECRET_KEYS}
     LIVE_CONFIGS[alert_id] = dict(config)
     return outbox.enqueue(

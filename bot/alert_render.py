@@ -304,7 +304,9 @@ def render_resolved_reply(view: FailureView, incident: IncidentView) -> SlackMes
     return builder.build(f"Resolved: {inline(view.workflow or view.repo)} in {inline(view.repo)}")
 
 
-def render_flaky_reply(view: FailureView, passed_label: str, passed_url: str | None) -> SlackMessage:
+def render_flaky_reply(
+    view: FailureView, passed_label: str, passed_url: str | None
+) -> SlackMessage:
     """Build the thread reply that marks a failure flaky: the same commit passed later.
 
     `passed_label` names what passed (raw text): `attempt 2` of the same run, or another run.

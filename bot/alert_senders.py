@@ -38,8 +38,15 @@ SIGNATURE_HEADER = "X-Release-Bot-Signature"
 HTTP_TIMEOUT_SECONDS = 10.0
 SMTP_TIMEOUT_SECONDS = 15.0
 # Slack Web API errors that a later attempt can succeed past (chat.postMessage's error list).
-SLACK_TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
-SEVERITY_ICONS = {"info": ":information_source:", "warning": ":warning:", "error": ":x:", "critical": ":rotating_light:"}
+SLACK_TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+SEVERITY_ICONS = {
+    "info": ":information_source:",
+    "warning": ":warning:",
+    "error": ":x:",
+    "critical": ":rotating_light:",
+}
 
 
 class AlertChannel(str, enum.Enum):
@@ -84,28 +91,38 @@ def check_keys(config: Mapping[str, Any], allowed: set[str], channel: AlertChann
             )
 
 
-def check_config(channel: AlertChannel, config: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def check_config(
+    channel: AlertChannel, config: Mapping[str, Any], settings: Settings
+) -> dict[str, Any]:
     """Return a channel's configuration with defaults filled in, or raise ValueError naming the field."""
     if not isinstance(config, Mapping):
         raise ValueError(f"invalid {channel.value} configuration {config!r}: expected a dict")
     if channel == AlertChannel.SLACK:
         check_keys(config, {"webhook", "channel"}, channel)
         if "webhook" in config and "channel" in config:
-            raise ValueError("invalid slack configuration: give either 'webhook' or 'channel', not both")
+            raise ValueError(
+                "invalid slack configuration: give either 'webhook' or 'channel', not both"
+            )
         if "webhook" in config:
             return {"webhook": check_http_url(config["webhook"], "slack webhook")}
         channel_id = config.get("channel")
         if not isinstance(channel_id, str) or not channel_id.strip():
-            raise ValueError("missing slack 'channel': give a channel id such as 'C0123ABCD', or a 'webhook' URL")
+            raise ValueError(
+                "missing slack 'channel': give a channel id such as 'C0123ABCD', or a 'webhook' URL"
+            )
         if settings.slack_bot_token is None:
-            raise ValueError("slack 'channel' needs a bot token: set SLACK_BOT_TOKEN, or give a 'webhook' URL instead")
+            raise ValueError(
+                "slack 'channel' needs a bot token: set SLACK_BOT_TOKEN, or give a 'webhook' URL instead"
+            )
         return {"channel": channel_id.strip()}
     if channel == AlertChannel.WEBHOOK:
         check_keys(config, {"url", "secret"}, channel)
         url = check_http_url(config.get("url"), "webhook url")
         secret = config.get("secret")
         if not isinstance(secret, str) or not secret:
-            raise ValueError("missing webhook 'secret': give the shared secret the receiver checks signatures with")
+            raise ValueError(
+                "missing webhook 'secret': give the shared secret the receiver checks signatures with"
+            )
         return {"url": url, "secret": secret}
     if channel == AlertChannel.EMAIL:
         return check_email_config(config, settings)
@@ -118,14 +135,22 @@ def check_config(channel: AlertChannel, config: Mapping[str, Any], settings: Set
 
 def check_email_config(config: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """Return the EMAIL channel's configuration, falling back to the SMTP_* settings."""
-    check_keys(config, {"to", "from", "host", "port", "username", "starttls", "ca_file"}, AlertChannel.EMAIL)
+    check_keys(
+        config,
+        {"to", "from", "host", "port", "username", "starttls", "ca_file"},
+        AlertChannel.EMAIL,
+    )
     recipients = config.get("to")
     if isinstance(recipients, str):
         recipients = [recipients]
-    if not isinstance(recipients, list) or not recipients or not all(
-        isinstance(address, str) and "@" in address for address in recipients
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or not all(isinstance(address, str) and "@" in address for address in recipients)
     ):
-        raise ValueError(f"invalid email 'to' {config.get('to')!r}: expected an address or a list of addresses")
+        raise ValueError(
+            f"invalid email 'to' {config.get('to')!r}: expected an address or a list of addresses"
+        )
 
     sender = config.get("from", settings.smtp_from)
     if not isinstance(sender, str) or "@" not in sender:
@@ -135,7 +160,9 @@ def check_email_config(config: Mapping[str, Any], settings: Settings) -> dict[st
         raise ValueError("missing email 'host': give the SMTP server's host name, or set SMTP_HOST")
     port = config.get("port", settings.smtp_port)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"invalid email 'port' {port!r}: use a TCP port from 1 to 65535, usually 587")
+        raise ValueError(
+            f"invalid email 'port' {port!r}: use a TCP port from 1 to 65535, usually 587"
+        )
 
     starttls = config.get("starttls", settings.smtp_starttls)
     if not isinstance(starttls, bool):
@@ -148,8 +175,13 @@ def check_email_config(config: Mapping[str, Any], settings: Settings) -> dict[st
         raise ValueError(f"invalid email 'ca_file' {ca_file!r}: expected the path of a PEM file")
 
     return {
-        "to": recipients, "from": sender, "host": host, "port": port,
-        "starttls": starttls, "username": username, "ca_file": ca_file,
+        "to": recipients,
+        "from": sender,
+        "host": host,
+        "port": port,
+        "starttls": starttls,
+        "username": username,
+        "ca_file": ca_file,
     }
 
 
@@ -173,7 +205,9 @@ def slack_payload(alert: AlertMessage) -> dict[str, Any]:
     heading = f"{icon} *{slack_render.inline(alert.title)}* ({alert.severity})"
     body = slack_render.escape(alert.message)
     return {
-        "text": slack_render.cut_plain(f"[{alert.severity}] {alert.title}: {alert.message}", slack_render.MAX_FALLBACK_TEXT),
+        "text": slack_render.cut_plain(
+            f"[{alert.severity}] {alert.title}: {alert.message}", slack_render.MAX_FALLBACK_TEXT
+        ),
         "blocks": [
             {"type": "section", "text": slack_render.mrkdwn(heading)},
             {"type": "section", "text": slack_render.mrkdwn(body or " ")},
@@ -196,8 +230,14 @@ def raise_for_http(response: httpx.Response, where: str) -> None:
         return
     body = response.text.strip()[:200]
     if response.status_code in (408, 429) or response.status_code >= 500:
-        raise RetryLater(f"{where} returned HTTP {response.status_code}: {body}", retry_after=retry_after(response))
-    raise PermanentFailure(f"{where} returned HTTP {response.status_code}: {body}", code=body or str(response.status_code))
+        raise RetryLater(
+            f"{where} returned HTTP {response.status_code}: {body}",
+            retry_after=retry_after(response),
+        )
+    raise PermanentFailure(
+        f"{where} returned HTTP {response.status_code}: {body}",
+        code=body or str(response.status_code),
+    )
 
 
 def post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
@@ -205,10 +245,14 @@ def post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
     try:
         return client.post(url, **kwargs)
     except httpx.TransportError as exc:
-        raise RetryLater(f"request to {urlsplit(url).netloc} failed: {exc.__class__.__name__}: {exc}") from exc
+        raise RetryLater(
+            f"request to {urlsplit(url).netloc} failed: {exc.__class__.__name__}: {exc}"
+        ) from exc
 
 
-def send_slack(alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client) -> dict[str, Any]:
+def send_slack(
+    alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client
+) -> dict[str, Any]:
     """Post the alert with chat.postMessage and the bot token, or to an incoming webhook."""
     payload = slack_payload(alert)
     if "webhook" in config:
@@ -220,19 +264,28 @@ def send_slack(alert: AlertMessage, config: Mapping[str, Any], settings: Setting
     token = settings.slack_bot_token.get_secret_value()  # type: ignore[union-attr]
     url = settings.slack_api_url.rstrip("/") + "/chat.postMessage"
     response = post(
-        client, url, json={"channel": config["channel"], **payload},
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"},
+        client,
+        url,
+        json={"channel": config["channel"], **payload},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=utf-8",
+        },
     )
     raise_for_http(response, "Slack chat.postMessage")
     # The Web API reports errors with HTTP 200 and {"ok": false, "error": ...}.
     try:
         result = response.json()
     except ValueError as exc:
-        raise RetryLater(f"Slack chat.postMessage returned non-JSON: {response.text[:100]!r}") from exc
+        raise RetryLater(
+            f"Slack chat.postMessage returned non-JSON: {response.text[:100]!r}"
+        ) from exc
     if not result.get("ok"):
         error = str(result.get("error") or "unknown_error")
         if error in SLACK_TRANSIENT_ERRORS:
-            raise RetryLater(f"Slack chat.postMessage failed: {error}", retry_after=retry_after(response))
+            raise RetryLater(
+                f"Slack chat.postMessage failed: {error}", retry_after=retry_after(response)
+            )
         raise PermanentFailure(f"Slack chat.postMessage failed: {error}", code=error)
     return {"channel": result.get("channel"), "ts": result.get("ts")}
 
@@ -257,7 +310,9 @@ def sign_body(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def send_webhook(alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client) -> dict[str, Any]:
+def send_webhook(
+    alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client
+) -> dict[str, Any]:
     """POST the alert as signed JSON."""
     body = webhook_body(alert)
     response = post(
@@ -274,7 +329,9 @@ def send_webhook(alert: AlertMessage, config: Mapping[str, Any], settings: Setti
     return {"status": response.status_code}
 
 
-def send_email(alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client) -> dict[str, Any]:
+def send_email(
+    alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client
+) -> dict[str, Any]:
     """Send the alert by SMTP, upgrading the connection with STARTTLS unless turned off."""
     email = EmailMessage()
     email["Subject"] = f"[{alert.severity}] {' '.join(alert.title.splitlines())}"
@@ -293,26 +350,44 @@ def send_email(alert: AlertMessage, config: Mapping[str, Any], settings: Setting
                 smtp.login(config["username"], settings.smtp_password.get_secret_value())
             refused = smtp.send_message(email)
     except smtplib.SMTPNotSupportedError as exc:
-        raise PermanentFailure(f"the SMTP server does not support STARTTLS or login: {exc}") from exc
+        raise PermanentFailure(
+            f"the SMTP server does not support STARTTLS or login: {exc}"
+        ) from exc
     except smtplib.SMTPResponseException as exc:
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         message = f"SMTP server replied {exc.smtp_code}: {text}"
         if 400 <= exc.smtp_code < 500:
             raise RetryLater(message) from exc
         raise PermanentFailure(message, code=str(exc.smtp_code)) from exc
     except smtplib.SMTPRecipientsRefused as exc:
-        raise PermanentFailure(f"SMTP server refused every recipient: {', '.join(exc.recipients)}") from exc
+        raise PermanentFailure(
+            f"SMTP server refused every recipient: {', '.join(exc.recipients)}"
+        ) from exc
     except ssl.SSLError as exc:
-        raise PermanentFailure(f"STARTTLS failed: {exc}; check the server's certificate or set 'ca_file'") from exc
+        raise PermanentFailure(
+            f"STARTTLS failed: {exc}; check the server's certificate or set 'ca_file'"
+        ) from exc
     except (smtplib.SMTPException, OSError) as exc:
-        raise RetryLater(f"SMTP delivery to {config['host']}:{config['port']} failed: {exc}") from exc
+        raise RetryLater(
+            f"SMTP delivery to {config['host']}:{config['port']} failed: {exc}"
+        ) from exc
     return {"refused": sorted(refused)}
 
 
-def send_console(alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client) -> dict[str, Any]:
+def send_console(
+    alert: AlertMessage, config: Mapping[str, Any], settings: Settings, client: httpx.Client
+) -> dict[str, Any]:
     """Print the alert; control characters are shown as escapes."""
     stream = sys.stdout if config["stream"] == "stdout" else sys.stderr
-    print(f"[{alert.severity.upper()}] {printable(alert.title)}: {printable(alert.message)}", file=stream, flush=True)
+    print(
+        f"[{alert.severity.upper()}] {printable(alert.title)}: {printable(alert.message)}",
+        file=stream,
+        flush=True,
+    )
     return {}
 
 
@@ -362,13 +437,25 @@ def deliver(
             logger.warning("alert failed: %s", exc, extra=extra)
             return Outcome(sent=False, attempts=attempt, error=str(exc))
         except RetryLater as exc:
-            wait = exc.retry_after if exc.retry_after is not None else base_backoff * 2 ** (attempt - 1)
+            wait = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else base_backoff * 2 ** (attempt - 1)
+            )
             if attempt == max_attempts:
                 logger.warning("alert failed after %d attempts: %s", attempt, exc, extra=extra)
-                return Outcome(sent=False, attempts=attempt, error=f"gave up after {attempt} attempts: {exc}")
+                return Outcome(
+                    sent=False, attempts=attempt, error=f"gave up after {attempt} attempts: {exc}"
+                )
             if wait > max_wait:
-                logger.warning("alert throttled for %.0f s, not waiting: %s", wait, exc, extra=extra)
-                return Outcome(sent=False, attempts=attempt, error=f"throttled for {wait:.0f} s (more than {max_wait:.0f} s): {exc}")
+                logger.warning(
+                    "alert throttled for %.0f s, not waiting: %s", wait, exc, extra=extra
+                )
+                return Outcome(
+                    sent=False,
+                    attempts=attempt,
+                    error=f"throttled for {wait:.0f} s (more than {max_wait:.0f} s): {exc}",
+                )
             logger.info("alert send will be retried in %.1f s: %s", wait, exc, extra=extra)
             sleep(wait)
             continue

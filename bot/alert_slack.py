@@ -25,7 +25,7 @@ from bot import outbox as outbox_sender
 from bot.alert_outbox import API_ALERT_KIND, ApiAlertSender
 from bot.alert_render import SlackMessage
 from bot.alert_settings import check_alert_settings, configured_users
-from bot.alert_views import Draft, gather_draft, render_draft
+from bot.alert_views import gather_draft, render_draft
 from bot.config import Settings
 from bot.github_client import GitHubApp, GitHubCallError, split_repo
 from bot.github_outbox import blocked_reason, outbox_error
@@ -363,5 +363,3 @@ def register_alert_senders(
         outbox_sender.register_sender(RERUN_KIND, RerunSender(engine, github))
     outbox_sender.register_sender(API_ALERT_KIND, ApiAlertSender(engine, settings))
 
-
-__all__ = ["AlertSlackSender", "Draft", "RerunSender", "register_alert_senders"]

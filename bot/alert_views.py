@@ -167,7 +167,9 @@ def gather_draft(session: Session, post: AlertPost, payload: dict[str, Any]) -> 
         if failure.flaky_run_id == failure.run_id:
             draft.passed_label = f"attempt {failure.flaky_attempt}"
         elif passed is not None:
-            draft.passed_label = f"{passed.workflow_name or 'run'} #{passed.run_number or passed.id}"
+            draft.passed_label = (
+                f"{passed.workflow_name or 'run'} #{passed.run_number or passed.id}"
+            )
     return draft
 
 

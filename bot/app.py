@@ -7,8 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -31,7 +32,7 @@ def log_disabled_features(settings: Settings) -> None:
     """Say once at start which features are off for lack of credentials."""
     if not settings.has_github_app:
         logger.info("GitHub App calls are off: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY to enable them")
-    if not settings.has_slack:
+    if not settings.has_slack and not settings.has_slack_oauth:
         logger.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable it")
     if settings.api_token is None:
         logger.info("the JSON API is open to anyone who can reach it: set API_TOKEN to require a token")
@@ -40,9 +41,9 @@ def log_disabled_features(settings: Settings) -> None:
 def freeze_startup_heap() -> None:
     """Exempt the objects made at start-up from later full garbage collections, once per process."""
     # A full collection walks every tracked object while holding the GIL. With the ~1,500
-    # modules this app imports, it paused every thread, the event loop included, for 80-100 ms
-    # during webhook load (bench/ingest_bench.py on a 2-core VM); frozen, the same collections
-    # take about 6 ms. Frozen objects are never freed, so garbage is collected just before.
+    # modules this app imports, one paused every thread for 80-100 ms during webhook load
+    # (bench/ingest_bench.py on a 2-core VM). Frozen, the same collections took about 6 ms.
+    # Frozen objects are never freed, so garbage is collected just before.
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
@@ -128,3 +130,14 @@ def ping_database(engine: object) -> bool:
     except Exception:  # noqa: BLE001 - any failure means not ready
         logger.warning("database ping failed", exc_info=True)
         return False
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer 422 with where and why a request is invalid, without echoing the input.
+
+    FastAPI's own handler echoes each invalid value, and a NaN or Infinity there cannot be
+    encoded as JSON, so the request ended in a 500.
+    """
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in errors]
+    return JSONResponse({"detail": detail}, status_code=422)

@@ -1,8 +1,8 @@
 """Group commit for the webhook endpoint: one transaction stores the deliveries of many requests.
 
 While one transaction runs, the requests that arrive queue up; when it commits, the next
-transaction stores all of them with one multi-row INSERT. Every request is still answered only
-after the transaction holding its delivery has committed. On SQLite this also keeps a single
+transaction stores all of them with one multi-row INSERT. Every request still gets its response
+only after the transaction holding its delivery has committed. On SQLite this also keeps a single
 connection writing for the endpoint instead of one per thread-pool thread; on PostgreSQL it
 pays one commit (and one WAL flush) per batch instead of one per delivery.
 """

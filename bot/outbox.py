@@ -104,6 +104,13 @@ def deliver_one(engine: Engine, message: OutboxMessage) -> str:
     except Exception as exc:  # noqa: BLE001 - a sender bug must not stop the outbox
         logger.exception("outbox sender raised", extra=extra)
         with session_scope(engine) as session:
+            if message.attempts >= MAX_ATTEMPTS:
+                outbox.mark_failed(
+                    session=session,
+                    message_id=message.id or 0,
+                    error=f"gave up after {message.attempts} attempts: {exc!r}",
+                )
+                return "failed"
             outbox.mark_retry(
                 session=session,
                 message_id=message.id or 0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.profiler import BuildProfile, StageProfile
+from bot.profile_types import BuildProfile, StageProfile
 from bot.render.terminal import format_duration, printable
 from bot.render_markdown import escape
 

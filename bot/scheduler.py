@@ -122,25 +122,28 @@ def retention_job(settings: Settings) -> ScheduledJob | None:
     )
 
 
+# Days the daily rollup repair rewrites, today included; a full rebuild is `rebuild_rollups`.
+ROLLUP_REPAIR_DAYS = 3
+
+
 def run_rollup_refresh(engine: Engine, settings: Settings, *, now: datetime | None = None) -> bool:
     """Job: rebuild the metric rollups once per UTC day; return whether this call rebuilt them.
 
     `upsert_metric` keeps the rollups current as points are written; the daily rebuild repairs
-    the days of points written around it (bulk loads, hand edits).
+    the last ROLLUP_REPAIR_DAYS days, where late and replayed points land. Older days are left
+    alone so that the rebuild stays short (on SQLite it holds the write lock while it runs).
     """
     now = now or utc_now()
     period = now.date().isoformat()
     with session_scope(engine) as session:
         if locks.has_period(session=session, job="metric_rollups", period=period):
             return False
-    # NOTE: the rebuild rewrites every stored day in one transaction, so its time grows with the
-    # number of metric points. On SQLite it keeps the write lock for that time.
     with session_scope(engine) as session:
         # The claim and the rebuild commit together: a second replica's claim fails, or waits
         # for this transaction and then fails.
         if not locks.claim_period(session=session, job="metric_rollups", period=period, now=now):
             return False
-        metric_rollups.rebuild_rollups(session)
+        metric_rollups.rebuild_rollups(session, first_day=(now - timedelta(days=ROLLUP_REPAIR_DAYS)).date())
     return True
 
 

@@ -1,13 +1,13 @@
 """Slack on the bot's FastAPI server: the slack-bolt AsyncApp behind `POST /slack/events`, and the
 OAuth install routes of multi-workspace mode.
 
-Slack gives a slash command 3 seconds for its HTTP answer. Every `/release` command is
-therefore acknowledged at once with an empty body, and its answer is computed in a task and
-sent once through the command's `response_url`. slack-bolt checks each request's v0
+Slack gives a slash command 3 seconds for its HTTP response. Every `/release` command is
+therefore acknowledged at once with an empty body, and its response is computed in a task
+and sent once through the command's `response_url`. slack-bolt checks each request's v0
 signature (HMAC-SHA256 of `v0:timestamp:body` with the signing secret) and rejects
 timestamps more than 5 minutes away, so replayed requests fail.
 
-Without Slack credentials the bot still runs: `/slack/events` answers 503 and the install
+Without Slack credentials the bot still runs: `/slack/events` returns 503 and the install
 routes 404, each saying which settings are missing.
 """
 
@@ -47,7 +47,7 @@ from storage.models_slack import SLACK_OAUTH_STATES_TABLE
 logger = logging.getLogger(__name__)
 
 COMMAND = "/release"
-# Bot scopes: commands for /release, chat:write(.public) for answers and live status messages in
+# Bot scopes: commands for /release, chat:write(.public) for shared responses and live status messages in
 # public channels the bot has not joined, channels:read and groups:read to find `#name`,
 # users:read and users:read.email to mention a failing commit's author (users.lookupByEmail).
 BOT_SCOPES = (
@@ -60,7 +60,7 @@ BOT_SCOPES = (
     "users:read.email",
 )
 OAUTH_STATE_SECONDS = 600
-# Seconds the server waits at shutdown for answers still being computed.
+# Seconds the server waits at shutdown for command responses still being computed.
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 NOT_CONFIGURED = (
@@ -71,7 +71,10 @@ OAUTH_NOT_CONFIGURED = (
     "Slack installs are off: set SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET to enable "
     "/slack/install."
 )
-FAILED_ANSWER = "release-bot could not answer this command because of an internal error; it is in the bot's log. Try again later."
+FAILED_RESPONSE = (
+    "release-bot failed to respond to this command because of an internal error, which is in the "
+    "bot's log. Try again later."
+)
 
 
 class ThreadedInstallationStore(AsyncInstallationStore):
@@ -153,7 +156,7 @@ class ThreadedStateStore(AsyncOAuthStateStore):
 
 @dataclass
 class SlackIntegration:
-    """The bolt app of one FastAPI app, with the tasks computing command answers."""
+    """The bolt app of one FastAPI app, with the tasks computing command responses."""
 
     bolt: AsyncApp
     handler: AsyncSlackRequestHandler
@@ -168,14 +171,14 @@ class SlackIntegration:
         task.add_done_callback(self.tasks.discard)
 
     async def drain(self, timeout: float) -> None:
-        """Wait for the running answers, then cancel what is left."""
+        """Wait for the responses being computed, then cancel what is left."""
         if not self.tasks:
             return
         _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
-            logger.warning("slack answers cancelled at shutdown", extra={"tasks": len(pending)})
+            logger.warning("slack responses cancelled at shutdown", extra={"tasks": len(pending)})
 
     def context(
         self,
@@ -200,19 +203,19 @@ class SlackIntegration:
         )
 
 
-async def answer(ctx: CommandContext, respond: AsyncRespond) -> None:
-    """Compute a command's answer and send it once through its response_url."""
+async def respond_once(ctx: CommandContext, respond: AsyncRespond) -> None:
+    """Compute a command's response and send it once through its response_url."""
     try:
         message = await dispatch(ctx, ctx.command_text)
-    except Exception:
+    except Exception:  # Broad on purpose: the person still gets a response, and the error is logged
         logger.exception("slack command failed", extra=ctx.log_extra())
-        message = render_error(FAILED_ANSWER)
+        message = render_error(FAILED_RESPONSE)
     response_type = "in_channel" if ctx.in_channel else "ephemeral"
     try:
         response = await respond(
             response_type=response_type, replace_original=False, **message.as_kwargs()
         )
-    except Exception:
+    except Exception:  # Broad on purpose: a failed post is logged, and the command is not run again
         logger.exception("slack response_url post failed", extra=ctx.log_extra())
         return
     if response.status_code != 200:
@@ -240,7 +243,7 @@ def register_listeners(integration: SlackIntegration) -> None:
             text=str(body.get("text") or ""),
             client=client,
         )
-        integration.spawn(answer(ctx, respond))
+        integration.spawn(respond_once(ctx, respond))
 
     @bolt.action(POST_TO_CHANNEL_ACTION)
     async def on_post_to_channel(
@@ -260,7 +263,7 @@ def register_listeners(integration: SlackIntegration) -> None:
             client=client,
             in_channel=True,
         )
-        integration.spawn(answer(ctx, respond))
+        integration.spawn(respond_once(ctx, respond))
 
     @bolt.event("app_home_opened")
     async def on_home_opened(
@@ -277,7 +280,7 @@ def register_listeners(integration: SlackIntegration) -> None:
         )
         try:
             await publish_home(ctx)
-        except Exception:
+        except Exception:  # Broad on purpose: a failed Home tab must not fail the event
             logger.exception("slack home tab failed", extra=ctx.log_extra())
 
     silences.register_actions(integration)
@@ -366,7 +369,13 @@ async def slack_events(request: Request) -> Response:
     integration: SlackIntegration | None = getattr(request.app.state, "slack", None)
     if integration is None:
         return JSONResponse({"error": NOT_CONFIGURED}, status_code=503)
-    return await integration.handler.handle(request)
+    response = await integration.handler.handle(request)
+    if response.status_code == 401:
+        logger.warning(
+            "slack request rejected: invalid signature, or a timestamp more than 5 minutes away",
+            extra={"request_timestamp": request.headers.get("x-slack-request-timestamp")},
+        )
+    return response
 
 
 @router.get("/slack/install")

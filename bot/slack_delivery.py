@@ -78,8 +78,8 @@ def classify_error(exc: SlackApiError, *, channel_id: str) -> RetryLater | Perma
             throttle_target=True,
         )
     if status >= 500 or code in TEMPORARY_ERRORS:
-        return RetryLater(f"Slack answered {code} (HTTP {status}) for channel {channel_id}")
-    return PermanentFailure(f"Slack answered {code} for channel {channel_id}", code=code)
+        return RetryLater(f"Slack returned {code} (HTTP {status}) for channel {channel_id}")
+    return PermanentFailure(f"Slack returned {code} for channel {channel_id}", code=code)
 
 
 class LiveStatusSender:
@@ -195,7 +195,7 @@ class LiveStatusSender:
                         session=session, message_id=message_id, error=code, forget_ts=True
                     )
                 raise RetryLater(
-                    f"Slack answered {code} for live status message {message_id}; posting it again",
+                    f"Slack returned {code} for live status message {message_id}, so it is posted again",
                     retry_after=0,
                 ) from exc
             self.record_error(message_id, code)

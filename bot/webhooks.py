@@ -156,7 +156,7 @@ async def handle_webhook(request: Request) -> JSONResponse:
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     repository_name = repository.get("full_name") if isinstance(repository, dict) else None
     action = payload.get("action")
-    # The writer answers once the transaction holding this delivery has committed.
+    # The writer returns once the transaction holding this delivery has committed.
     stored = await delivery_writer(state).store(
         dict(
             delivery_id=delivery_id[:100],

@@ -1,1 +1,2 @@
-"""Handlers: webhook event handlers (`handlers.github`) and, later, Slack command handlers."""
+"""Handlers: webhook event handlers (`handlers.github`), and Slack commands and reactions
+(`handlers.slack`)."""

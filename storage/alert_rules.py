@@ -60,7 +60,7 @@ def add_silence(
 
 
 def is_silence_active(silence: AlertSilence, at: datetime) -> bool:
-    """Tell whether a silence holds failures back at a time."""
+    """Tell whether a silence is active at a time."""
     return silence.ended_at is None and silence.created_at <= at < silence.expires_at
 
 
@@ -209,7 +209,7 @@ def find_email_lookup(*, session: Session, team_id: str, email: str) -> AlertUse
 def store_email_lookup(
     *, session: Session, team_id: str, email: str, slack_user_id: str | None
 ) -> None:
-    """Store what users.lookupByEmail returned for an email; None when nobody has it."""
+    """Store what users.lookupByEmail returned for an email; None when no user has it."""
     row = find_email_lookup(session=session, team_id=team_id, email=email)
     if row is None:
         row = AlertUserMapping(team_id=team_id, email=email.lower(), source="lookup")

@@ -54,7 +54,7 @@ def insert_delivery(
 def insert_deliveries(*, session: Session, rows: Sequence[dict[str, Any]]) -> list[bool]:
     """Insert several deliveries in one statement; return, per row, whether it was new.
 
-    Each row holds the keyword arguments of `insert_delivery`. A delivery id already stored,
+    Each row contains the keyword arguments of `insert_delivery`. A delivery id already stored,
     or repeated earlier in `rows`, counts as not new, as in `insert_delivery`.
     """
     received_at = utc_now()

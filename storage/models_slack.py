@@ -1,6 +1,6 @@
 """SQLModel tables of the Slack side: workspace links, subscriptions and live status messages.
 
-Slack ids (team, channel, user) are stored bare, as `C0123ABCD`; the escaped forms Slack
+Slack ids (team, channel, user) are stored bare, as `C0123ABCD`. The escaped forms Slack
 sends in command text (`<#C0123|name>`) are parsed before they reach these tables. The
 installation and OAuth state tables of slack_sdk's SQLAlchemy stores are declared here too,
 so that the migrations and the stores agree on one schema.

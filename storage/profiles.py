@@ -6,10 +6,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlmodel import Session
 
 from storage.models import Job, RunAttempt, Step, WorkflowRun
+
+# Triggering events of pull request runs, which never count as a branch's own history.
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
 
 @dataclass
@@ -87,7 +90,9 @@ def recent_successful_attempts(
 ) -> list[tuple[int, int]]:
     """Return (run id, attempt) of the newest successful attempts of a workflow on a branch.
 
-    The workflow is matched by id when known, since a workflow's name can change.
+    The workflow is matched by id when known, since a workflow's name can change. Runs of
+    pull requests are left out, and so are runs whose head is in another repository: a fork
+    can have a branch of the same name, and its runs are not the branch's history.
     """
     statement = (
         select(RunAttempt.run_id, RunAttempt.attempt)
@@ -95,6 +100,8 @@ def recent_successful_attempts(
         .where(
             WorkflowRun.repo == repo,
             WorkflowRun.head_branch == branch,
+            or_(WorkflowRun.event.is_(None), WorkflowRun.event.notin_(PULL_REQUEST_EVENTS)),  # type: ignore[union-attr]
+            or_(WorkflowRun.head_repository.is_(None), WorkflowRun.head_repository == repo),  # type: ignore[union-attr]
             RunAttempt.status == "completed",
             RunAttempt.conclusion == "success",
         )

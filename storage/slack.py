@@ -222,19 +222,10 @@ def get_status_message(*, session: Session, message_id: int) -> SlackStatusMessa
     return session.get(SlackStatusMessage, message_id)
 
 
-def list_status_messages(*, session: Session, run_id: int) -> Sequence[SlackStatusMessage]:
-    """Return the live status messages of a run, one per channel."""
-    return session.scalars(
-        select(SlackStatusMessage)
-        .where(SlackStatusMessage.run_id == run_id)
-        .order_by(SlackStatusMessage.id)
-    ).all()
-
-
 def claim_first_post(
     *, session: Session, message_id: int, lease: timedelta, now: datetime | None = None
 ) -> bool:
-    """Take the right to post a message that has no `ts` yet; False if another sender holds it."""
+    """Take the right to post a message that has no `ts` yet, or return False if another sender has it."""
     now = now or utc_now()
     result = session.execute(
         update(SlackStatusMessage)

@@ -1,9 +1,8 @@
 """Read functions over GitHub facts that the Slack views need beyond `storage.queries`:
-releases by tag, metric points over a window, and run attempts over a window."""
+releases and tags, metric points over a window, and run attempts over a window."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +10,7 @@ from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from storage.metrics import MetricFilter
-from storage.models import Deployment, Metric, Release, RunAttempt, Tag, WorkflowRun
+from storage.models import Metric, Release, RunAttempt, Tag, WorkflowRun
 
 
 def find_release(*, session: Session, repo: str, tag: str) -> Release | None:
@@ -38,18 +37,6 @@ def latest_release(*, session: Session, repo: str) -> Release | None:
         )  # type: ignore[union-attr]
         .limit(1)
     ).first()
-
-
-def list_deployments(
-    *, session: Session, repo: str, ref: str, limit: int = 20
-) -> Sequence[Deployment]:
-    """Return the deployments of a ref, newest first."""
-    return session.scalars(
-        select(Deployment)
-        .where(Deployment.repo == repo, Deployment.ref == ref)
-        .order_by(Deployment.id.desc())  # type: ignore[union-attr]
-        .limit(limit)
-    ).all()
 
 
 def list_metric_points(

@@ -115,3 +115,22 @@ def test_expired_lease_is_claimed_again(engine: Any, calls: list[OutboxMessage])
     with session_scope(engine) as session:
         later = outbox.claim_due(session=session, limit=10, lease=timedelta(minutes=5), now=utc_now() + timedelta(minutes=6))
     assert [message.id for message in later] == [message_id]
+
+
+def test_sender_bug_gives_up_after_max_attempts(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(message: OutboxMessage) -> dict[str, Any]:
+        raise KeyError("ts")
+
+    monkeypatch.setitem(sender.SENDERS, "test", broken)
+    message_id = queue(engine, "C1", {})
+    for attempt in range(1, sender.MAX_ATTEMPTS + 1):
+        with session_scope(engine) as session:
+            claimed = outbox.claim_due(
+                session=session, limit=1, lease=timedelta(minutes=5), now=utc_now() + timedelta(days=attempt)
+            )
+        assert [message.id for message in claimed] == [message_id]
+        sender.deliver_one(engine, claimed[0])
+
+    message = load(engine, message_id)
+    assert message.status == OutboxStatus.FAILED.value
+    assert "gave up after 12 attempts" in (message.last_error or "")

@@ -29,3 +29,11 @@ def test_completed_run_visible_in_api(bot: BotClient) -> None:
     stats = bot.client.get("/api/v1/stats", params={"metric": "build_time", "repo": "octo/widget"}).json()
     assert stats["count"] == 1
     assert stats["p50"] == 312.0
+
+
+def test_invalid_query_is_422_without_echo(bot: BotClient) -> None:
+    response = bot.client.get("/api/v1/runs", params={"limit": "NaN"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert "NaN" not in response.text

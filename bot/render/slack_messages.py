@@ -33,7 +33,7 @@ def share_button(command_text: str) -> dict[str, object] | None:
 
 
 def finish(builder: BlockBuilder, fallback: str, share: str | None) -> SlackMessage:
-    """Add the "Post to channel" button when `share` holds the command text, and build."""
+    """Add the "Post to channel" button when `share` contains the command text, and build."""
     if share is not None:
         builder.actions([share_button(share)])
     return builder.build(fallback)
@@ -106,7 +106,7 @@ def render_subscribed(row: SubscriptionRow, outcome: str, *, linked_now: bool) -
 
 
 def render_unsubscribed(channel_id: str, repo: str, removed: int) -> SlackMessage:
-    """Confirm an unsubscribe, or say there was nothing to remove."""
+    """Confirm an unsubscribe, or report that there was nothing to remove."""
     channel = channel_ref(channel_id)
     if removed:
         noun = "subscription" if removed == 1 else "subscriptions"

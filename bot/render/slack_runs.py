@@ -57,7 +57,7 @@ def job_label(job: JobRow) -> str:
 
 
 def job_line(job: JobRow) -> str:
-    """One job as a line: status, linked name, duration, queue time, and baseline if known."""
+    """Format one job as a line: status, linked name, duration, queue time, and baseline if known."""
     parts = [f"{status_icon(job.status, job.conclusion)} {link(job.html_url, job_label(job))}"]
     if job.is_running:
         parts.append(f"running since {format_time(job.started_at)}")
@@ -78,7 +78,7 @@ def slowest_first(jobs: Sequence[JobRow]) -> list[JobRow]:
 
 
 def stage_field(stage: StageRow) -> str:
-    """One stage as a field: status, then job count and times, or a dashboard stage's duration and message."""
+    """Format one stage as a field: status, then job count and times, or a dashboard stage's duration and message."""
     title = f"*{link(stage.html_url, stage.name) if stage.html_url else inline(stage.name.capitalize())}* {status_icon(stage.status)}"
     if stage.job_count is None:
         details = [status_word(stage.status), format_duration(stage.wall_s)]
@@ -92,12 +92,12 @@ def stage_field(stage: StageRow) -> str:
 
 
 def stage_fields(stages: Sequence[StageRow]) -> list[str]:
-    """One field per stage."""
+    """Format each stage as a field."""
     return [stage_field(stage) for stage in stages]
 
 
 def run_line(run: RunSummary) -> str:
-    """One run as a line: status, link, branch, duration, who triggered it and its title."""
+    """Format one run as a line: status, link, branch, duration, who triggered it and its title."""
     line = (
         f"{status_icon(run.status, run.conclusion)} {link(run.html_url, run_label(run))} · "
         f"{status_word(run.status, run.conclusion)} · {format_duration(run.duration_s)} · "
@@ -113,7 +113,7 @@ def run_line(run: RunSummary) -> str:
 
 
 def running_lines(runs: Sequence[RunSummary]) -> list[str]:
-    """Running jobs of the given runs, one line each."""
+    """Format the running jobs of the given runs, one line each."""
     return [
         f"{job_line(job)} · {link(run.html_url, run_label(run))}"
         for run in runs
@@ -159,7 +159,7 @@ def add_repo_dashboard(builder: BlockBuilder, status: RepoStatus) -> None:
 
 
 def render_repo_status(status: RepoStatus, *, share: str | None) -> SlackMessage:
-    """The dashboard of one repository."""
+    """Render the dashboard of one repository."""
     builder = BlockBuilder()
     title = f"{status.repo} {status.version}" if status.version else status.repo
     builder.header(f"Release status: {title}")
@@ -174,7 +174,7 @@ def render_repo_status(status: RepoStatus, *, share: str | None) -> SlackMessage
 
 
 def repo_line(line: RepoLine) -> str:
-    """One followed repository as a line: latest release, latest run and running jobs."""
+    """Format one followed repository as a line: latest release, latest run and running jobs."""
     parts = [f"*{repo_link(line.repo)}*"]
     if line.notice:
         parts.append(escape(line.notice))
@@ -193,7 +193,7 @@ def repo_line(line: RepoLine) -> str:
 
 
 def render_repo_list(lines: Sequence[RepoLine], *, scope: str, share: str | None) -> SlackMessage:
-    """Several repositories, one line each (the status of everything a channel follows)."""
+    """Render several repositories, one line each (the status of everything a channel follows)."""
     builder = BlockBuilder()
     builder.header(
         f"Release status: {count_of(len(lines), 'repository', 'repositories')} followed in {scope}"
@@ -237,7 +237,7 @@ def add_profile_details(builder: BlockBuilder, profile: RunProfile) -> None:
 
 
 def render_profile(profile: RunProfile, *, share: str | None) -> SlackMessage:
-    """Where a run's time went, with every job listed slowest first."""
+    """Render where a run's time went, listing its jobs slowest first."""
     run = profile.run
     builder = BlockBuilder()
     builder.header(f"Profile: {run_label(run)} · {run.repo}")
@@ -267,7 +267,7 @@ def render_profile(profile: RunProfile, *, share: str | None) -> SlackMessage:
 
 
 def render_live_status(run: RunSummary, profile: RunProfile | None) -> SlackMessage:
-    """The live status message of a release run; with the final profile once the run completed."""
+    """Render the live status message of a release run, ending with its profile once it completed."""
     builder = BlockBuilder()
     state = "finished" if run.status == "completed" else "in progress"
     builder.header(f"{run_label(run)} {state}: {run.repo}")
@@ -293,7 +293,7 @@ def render_live_status(run: RunSummary, profile: RunProfile | None) -> SlackMess
 
 
 def render_home(lines: Sequence[RepoLine]) -> dict[str, Any]:
-    """The App Home tab: every repository the workspace follows, as a `home` view."""
+    """Render the App Home tab, every repository the workspace follows, as a `home` view."""
     builder = BlockBuilder(max_blocks=MAX_VIEW_BLOCKS, max_text=None)
     builder.header("Release status")
     if not lines:

@@ -14,7 +14,7 @@ WAITING_STATUSES = frozenset({"queued", "waiting", "pending", "requested"})
 
 @dataclass
 class JobRow:
-    """One job of a run attempt; `ordinal` tells apart jobs that share a name (1, 2, 3...)."""
+    """One job of a run attempt. `ordinal` numbers the jobs of the run that share its name (1, 2, 3...)."""
 
     job_id: int
     name: str
@@ -136,7 +136,7 @@ class Baseline:
 
 @dataclass
 class RunProfile:
-    """Where a run's time went: stages, bottlenecks, critical path and the branch baseline."""
+    """The breakdown of a run's time: stages, bottlenecks, critical path and the branch baseline."""
 
     run: RunSummary
     stages: list[StageRow]

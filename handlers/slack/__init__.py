@@ -77,7 +77,7 @@ def render_command_help() -> SlackMessage:
 
 
 async def dispatch(ctx: CommandContext, text: str) -> SlackMessage:
-    """Run the command in `text` and return its answer; argument errors become ephemeral errors."""
+    """Run the command in `text` and return its response. Argument errors become ephemeral errors."""
     try:
         words = split_words(text)
         if not words or words[0].lower() == "help":
@@ -88,10 +88,10 @@ async def dispatch(ctx: CommandContext, text: str) -> SlackMessage:
             return render_error(f"unknown command {words[0]!r}.", usage=USAGE_LINE)
         return await command.run(ctx, words[1:])
     except ArgumentError as exc:
-        logger.info("slack command rejected: %s", exc, extra=ctx.log_extra())
+        logger.warning("slack command rejected: %s", exc, extra=ctx.log_extra())
         return render_error(str(exc), usage=exc.usage)
     except Refusal as refusal:
-        logger.info("slack command refused: %s", refusal.summary, extra=ctx.log_extra())
+        logger.info("slack command not allowed: %s", refusal.summary, extra=ctx.log_extra())
         return render_notice(str(refusal))
 
 
@@ -109,7 +109,7 @@ def react_to_delivery(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         except OperationalError:
             savepoint.rollback()
             raise
-        except Exception:
+        except Exception:  # Broad on purpose: a Slack reaction must never lose the delivery's facts
             savepoint.rollback()
             logger.exception(
                 "slack reaction failed", extra=ctx.log_extra(reaction=reaction.__module__)

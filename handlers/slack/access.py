@@ -24,7 +24,7 @@ from storage.models import Installation, Repository
 
 
 class Refusal(BotError):
-    """The command cannot be answered for this workspace; the message says why and what to do.
+    """A command this workspace may not run, or one the bot has no data for. The message says why and what to do.
 
     `summary` is a few words for lists, such as "not linked to this workspace".
     """
@@ -148,7 +148,7 @@ def link_for_subscription(
     session: Session, settings: Settings, team_id: str, user_id: str, repo: str
 ) -> tuple[Repository, bool]:
     """Make sure the workspace may see the repository, linking its installation if no other
-    workspace has; return the repository and whether a link was made now."""
+    workspace has. Return the repository and whether a link was made now."""
     repository, installation = load_repository(session, repo)
     check_installed(repository, installation)
     installation_id = repository.installation_id

@@ -3,7 +3,7 @@
 Slack sends the text of a slash command escaped like message text: `&`, `<` and `>` arrive
 as `&amp;`, `&lt;` and `&gt;`, and a channel picked from autocomplete arrives as a reference
 `<#C0123|name>` (the name may be empty: `<#C0123|>`). Words are unescaped here, after the
-references are recognised, so the rest of the bot sees the text people typed.
+references are recognised, so the rest of the bot gets the text people typed.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def parse_arguments(
 
 
 def is_repository_word(word: str) -> bool:
-    """Whether a word names a repository (OWNER/NAME or a GitHub URL) rather than something else."""
+    """Tell whether a word names a repository (OWNER/NAME or a GitHub URL) rather than something else."""
     return "/" in word
 
 
@@ -107,7 +107,7 @@ def parse_repository(word: str, *, usage: str) -> str:
 
 
 def is_short_name(word: str) -> bool:
-    """Whether a word could be a repository name given without its owner."""
+    """Tell whether a word could be a repository name given without its owner."""
     return bool(SHORT_NAME.match(word))
 
 

@@ -1,4 +1,4 @@
-"""What a Slack command handler gets: who asked where, the database, settings and a Slack client."""
+"""The context of a Slack command: who ran it where, the database, the settings and a Slack client."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class CommandContext:
     user_id: str
     command_text: str
     client: AsyncWebClient | None = None
-    # True when the answer is posted for the whole channel, so it gets no "Post to channel" button.
+    # True when the response is posted for the whole channel, so it gets no "Post to channel" button.
     in_channel: bool = False
 
     @property
@@ -41,7 +41,7 @@ class CommandContext:
         return {"team_id": self.team_id, "channel": self.channel_id, "user_id": self.user_id, **ids}
 
     async def read(self, function: Callable[..., ResultT], /, **kwargs: Any) -> ResultT:
-        """Run `function(session, **kwargs)` in a worker thread, so the event loop never waits on the database."""
+        """Run `function(session, **kwargs)` in a worker thread, so the event loop does not block on the database."""
         return await asyncio.to_thread(self._read, function, kwargs)
 
     async def write(self, function: Callable[..., ResultT], /, **kwargs: Any) -> ResultT:

@@ -36,12 +36,12 @@ VERSION_TAG = re.compile(r"^v?\d+(\.\d+)+([-+][0-9A-Za-z.-]+)?$")
 
 
 def is_slack_configured(settings: Settings) -> bool:
-    """Whether the bot can post to Slack at all."""
+    """Tell whether the bot can post to Slack at all."""
     return settings.has_slack or settings.has_slack_oauth
 
 
 def is_release_run(session: Session, settings: Settings, run: WorkflowRun) -> bool:
-    """Whether a run publishes a release: a publish workflow, a release event, or a tag push."""
+    """Tell whether a run publishes a release: a publish workflow, a release event, or a tag push."""
     if classify_stage(settings, run.workflow_name) == "publish":
         return True
     if run.event == "release":
@@ -92,7 +92,7 @@ def react(ctx: HandlerContext, payload: dict[str, Any]) -> int:
         }
         message = slack_store.find_status_message(session=ctx.session, **keys)
         if message is None and not starting:
-            # Only a start posts a new message; the end of a run nobody saw start posts nothing.
+            # Only a start posts a new message, so the end of a run whose start the bot missed posts nothing.
             continue
         if message is None:
             message, _ = slack_store.ensure_status_message(session=ctx.session, **keys)
@@ -111,7 +111,7 @@ def react(ctx: HandlerContext, payload: dict[str, Any]) -> int:
 def is_linked(
     session: Session, settings: Settings, team_id: str, installation_id: int | None
 ) -> bool:
-    """Whether a workspace may see the installation's runs."""
+    """Tell whether a workspace may see the installation's runs."""
     if installation_id is None:
         return False
     configured = settings.slack_team_installations.get(team_id, frozenset())

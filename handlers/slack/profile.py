@@ -91,7 +91,7 @@ def load_profile(
 
 
 async def run(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release profile`."""
+    """Respond to `/release profile`."""
     repo_word, run_id = parse_words(words)
     inputs = await ctx.read(
         load_profile,

@@ -1,9 +1,9 @@
 """Gathering of runs, releases and profiles from storage into the views the Slack renderers draw.
 
-Jobs are keyed by GitHub's job id, so jobs that share a name stay separate rows; they get
+Jobs are keyed by GitHub's job id, so jobs that share a name stay separate rows. They get
 an ordinal so the renderers can tell them apart. Profiles come from bot.profiler's
-BuildProfiler and release stages from the release dashboard (bot.dashboard), so Slack shows
-what the Python API computes.
+BuildProfiler and release stages from the release dashboard (bot.dashboard). Slack therefore
+shows what the Python API computes.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def summarize_runs(session: Session, runs: Sequence[WorkflowRun]) -> list[RunSum
         elif any(job.status != "completed" for job in attempt_jobs):
             status = "in_progress"
         else:
-            # Only job events arrived; the run's own event will say how it ended.
+            # Only job events arrived, and the run's own event will record how it ended.
             status = "unknown"
         started = attempt.run_started_at if attempt else run.created_at
         duration = attempt.duration_s if attempt else None
@@ -164,7 +164,7 @@ def stage_rows(jobs: Sequence[JobRow]) -> list[StageRow]:
 
 @dataclass
 class ProfileInputs:
-    """What a profile needs from the database, read in one session."""
+    """The data a profile needs from the database, read in one session."""
 
     summary: RunSummary
     attempt_jobs: profiles.AttemptJobs | None

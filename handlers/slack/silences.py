@@ -49,9 +49,7 @@ MAX_SILENCE = timedelta(days=30)
 # Silences that ended this long ago are still listed, with what they held back.
 LISTED_AFTER_END = timedelta(days=1)
 BUTTON_HOURS = {SILENCE_HOUR_ACTION: 1, SILENCE_DAY_ACTION: 24}
-FAILED_ANSWER = (
-    "release-bot could not handle this button because of an internal error; it is in the bot's log."
-)
+FAILED_REPLY = "release-bot could not handle this button because of an internal error. The error is in the bot's log."
 
 
 def parse_duration(word: str) -> timedelta:
@@ -214,7 +212,7 @@ COMMAND_ENTRIES = (
 
 
 class ButtonHost(Protocol):
-    """What the buttons need from the Slack integration (bot.slack_app.SlackIntegration)."""
+    """The part of the Slack integration (bot.slack_app.SlackIntegration) that the buttons use."""
 
     bolt: AsyncApp
 
@@ -355,12 +353,12 @@ async def reply_to_button(
         message = render_error(str(exc))
     except Refusal as refusal:
         message = render_notice(str(refusal))
-    except Exception:
+    except Exception:  # Broad on purpose: the presser still gets a reply, and the error is logged
         logger.exception("alert button failed", extra=ctx.log_extra())
-        message = render_error(FAILED_ANSWER)
+        message = render_error(FAILED_REPLY)
     try:
         await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-    except Exception:
+    except Exception:  # Broad on purpose: the work is done, and a failed reply is only logged
         logger.exception("slack response_url post failed", extra=ctx.log_extra())
 
 

@@ -102,7 +102,7 @@ def resolve_stats_repository(
     """Return the repository to compute statistics for, checking the workspace may see it.
 
     NOTE: statistics cover one repository at a time, because metric filters match one tag
-    value; without a repository the channel's or the workspace's only one is used.
+    value. Without a repository, the one the channel follows (or the workspace sees) is used.
     """
     if request.repo_word is not None:
         try:
@@ -222,7 +222,7 @@ def load_stats(
 
 
 async def run(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release stats`."""
+    """Respond to `/release stats`."""
     request = parse_request(words)
     view = await ctx.read(
         load_stats,

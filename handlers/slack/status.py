@@ -43,9 +43,7 @@ def load_status(
     return status
 
 
-def load_followed(
-    session: Session, *, settings: Settings, team_id: str, channel_id: str
-) -> list[str]:
+def load_followed(session: Session, *, team_id: str, channel_id: str) -> list[str]:
     """Return the repositories the channel follows, each once."""
     subscriptions = slack_store.list_subscriptions(
         session=session, team_id=team_id, channel_id=channel_id
@@ -69,7 +67,7 @@ def load_lines(
 
 
 async def run(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release status`."""
+    """Respond to `/release status`."""
     arguments = parse_arguments(words, options={}, usage=USAGE)
     if len(arguments.words) > 2:
         extra = " ".join(arguments.words[2:])
@@ -88,9 +86,7 @@ async def run(ctx: CommandContext, words: list[str]) -> SlackMessage:
         )
         return render_repo_status(status, share=ctx.share)
 
-    repos = await ctx.read(
-        load_followed, settings=ctx.settings, team_id=ctx.team_id, channel_id=ctx.channel_id
-    )
+    repos = await ctx.read(load_followed, team_id=ctx.team_id, channel_id=ctx.channel_id)
     if not repos:
         return render_notice(
             "This channel follows no repositories. Ask for one with `/release status OWNER/NAME`, "

@@ -80,7 +80,7 @@ async def find_channel_id(ctx: CommandContext, name: str) -> str:
         code = exc.response.get("error") if exc.response is not None else "unknown_error"
         logger.warning("conversations.list failed: %s", code, extra=ctx.log_extra())
         raise ArgumentError(
-            f"could not look up #{name} (Slack answered {code}): {hint}", usage=SUBSCRIBE_USAGE
+            f"could not look up #{name} (Slack returned {code}): {hint}", usage=SUBSCRIBE_USAGE
         ) from None
     raise ArgumentError(
         f"no channel named #{name} is visible to release-bot: {hint}, or invite the bot to it first",
@@ -157,7 +157,7 @@ def subscribe(
 
 
 async def run_subscribe(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release subscribe`."""
+    """Respond to `/release subscribe`."""
     arguments = parse_arguments(words, options=SUBSCRIBE_OPTIONS, usage=SUBSCRIBE_USAGE)
     repo_word, channel = split_repo_and_channel(arguments.words, usage=SUBSCRIBE_USAGE)
     events = parse_events(arguments.options.get("events", "all"))
@@ -205,7 +205,7 @@ def unsubscribe(
 
 
 async def run_unsubscribe(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release unsubscribe`."""
+    """Respond to `/release unsubscribe`."""
     arguments = parse_arguments(words, options=FILTER_OPTIONS, usage=UNSUBSCRIBE_USAGE)
     repo_word, channel = split_repo_and_channel(arguments.words, usage=UNSUBSCRIBE_USAGE)
     channel_id = await target_channel(ctx, channel)
@@ -247,7 +247,7 @@ def list_rows(session: Session, *, team_id: str, channel_id: str | None) -> list
 
 
 async def run_list(ctx: CommandContext, words: list[str]) -> SlackMessage:
-    """Answer `/release subscriptions`."""
+    """Respond to `/release subscriptions`."""
     arguments = parse_arguments(words, options={}, usage=LIST_USAGE)
     if len(arguments.words) > 1:
         raise ArgumentError(

@@ -195,3 +195,19 @@ def test_compare_to_baseline_median(bot: BotClient) -> None:
     assert comparison.wall_before == 190.0
     assert comparison.wall_after == 270.0
     assert BuildProfiler.from_run(40010, engine=bot.app.state.engine).compare_to_baseline(last_n=1).baseline_runs == 1
+
+
+def test_baseline_skips_fork_pull_request_runs(bot: BotClient) -> None:
+    send_run(bot, 40001, T0, 100, 50)
+    # A fork's pull request run on its own branch named `main` is not the base branch's history.
+    build_end = T0 + timedelta(hours=1, seconds=900)
+    bot.send("workflow_job", workflow_job(400021, 40002, "build", started=iso(T0 + timedelta(hours=1)), completed=iso(build_end)))
+    fork_run = workflow_run(40002, event="pull_request", started=iso(T0 + timedelta(hours=1)), updated=iso(build_end))
+    fork_run["workflow_run"]["head_repository"] = {"full_name": "octo-contrib/widget"}
+    bot.send("workflow_run", fork_run)
+    send_run(bot, 40010, T0 + timedelta(hours=5), 200, 60)
+
+    comparison = BuildProfiler.from_run(40010, engine=bot.app.state.engine).compare_to_baseline(last_n=20)
+
+    assert comparison.baseline_runs == 1
+    assert {change.label: change.before for change in comparison.stages} == {"build": 100.0, "test": 50.0}

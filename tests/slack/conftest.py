@@ -54,7 +54,7 @@ def slack_signature(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -
 
 @dataclass
 class SlackDriver:
-    """Sends signed requests to /slack/events as Slack does, and waits for the answers."""
+    """Sends signed requests to /slack/events as Slack does, and waits for the responses."""
 
     bot: BotClient
     fake: FakeSlack
@@ -99,7 +99,7 @@ class SlackDriver:
         return self.post(self.command_body(text, **kwargs), "application/x-www-form-urlencoded")
 
     def ask(self, text: str, **kwargs: Any) -> dict[str, Any]:
-        """Send a command and return the one answer posted to its response_url."""
+        """Send a command and return the one response posted to its response_url."""
         before = len(self.fake.responses)
         response = self.command(text, **kwargs)
         assert response.status_code == 200, response.text
@@ -109,7 +109,7 @@ class SlackDriver:
         return self.fake.responses[before]
 
     def press_share(self, value: str, *, channel_id: str = "C0ALERTS01") -> Any:
-        """Press the "Post to channel" button of an answer whose command text is `value`."""
+        """Press the "Post to channel" button of a response whose command text is `value`."""
         payload = {
             "type": "block_actions",
             "team": {"id": TEAM_ID, "domain": "example-team"},
@@ -145,7 +145,7 @@ def slack(bot: BotClient, fake_slack: FakeSlack) -> SlackDriver:
 
 
 def wait_until(predicate: Any, timeout: float = 15.0) -> bool:
-    """Poll `predicate` until it holds (for database state no request signals); return whether it did."""
+    """Poll `predicate` until it is true, for database state that no request signals. Return whether it became true."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

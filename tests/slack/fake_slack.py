@@ -1,6 +1,6 @@
 """A local fake of the Slack Web API and of response_url, for tests.
 
-It listens on 127.0.0.1 in a thread and answers like Slack: `{"ok": false, "error": ...}`
+It listens on 127.0.0.1 in a thread and responds like Slack: `{"ok": false, "error": ...}`
 for bad tokens, unknown channels or invalid blocks, HTTP 429 with Retry-After when a test
 plans it, and plain `ok` on response_url. Every message is validated with slack_sdk's block
 models and with Slack's size rules (50 blocks per message, 100 per view, 3,000 characters of
@@ -46,7 +46,7 @@ class Call:
 
 @dataclass
 class PlannedFailure:
-    """An answer the fake gives to the next call of a method instead of the normal one."""
+    """A failure the fake returns for the next call of a method instead of the normal response."""
 
     method: str
     error: str | None = None
@@ -99,7 +99,7 @@ class FakeSlack:
             {"id": "C0ALERTS01", "name": "ci-alerts"},
             {"id": "C0OTHER001", "name": "random"},
         ]
-        # Channels whose posts fail with this error code, as Slack answers for them.
+        # Channels whose posts fail with this error code, as Slack returns for them.
         self.channel_errors: dict[str, str] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.tokens = {BOT_TOKEN}
@@ -162,7 +162,7 @@ class FakeSlack:
     def answer(
         self, method: str, body: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Return the HTTP status, JSON answer and headers for one Web API call."""
+        """Return the HTTP status, JSON body and headers for one Web API call."""
         for planned in list(self.planned):
             if planned.method == method:
                 self.planned.remove(planned)
@@ -247,7 +247,9 @@ class FakeSlack:
         if len(str(body.get("text") or "")) > MAX_TEXT:
             problems.append("fallback text over 4000 characters")
         if text_size(blocks) > MAX_BLOCK_TEXT:
-            problems.append(f"blocks hold {text_size(blocks)} characters, more than {MAX_BLOCK_TEXT}")
+            problems.append(
+                f"blocks hold {text_size(blocks)} characters, more than {MAX_BLOCK_TEXT}"
+            )
         return problems
 
     def oauth_answer(self, body: dict[str, Any]) -> dict[str, Any]:

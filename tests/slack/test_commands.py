@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from tests.slack.conftest import SlackDriver, all_text
 
 
 def wait_for_answers_sent(slack: SlackDriver) -> None:
-    """Wait until the app has no command answer left to send."""
+    """Wait until the app has no command response left to send."""
     integration = slack.bot.app.state.slack
     deadline = time.monotonic() + 15
     while integration.tasks and time.monotonic() < deadline:
@@ -111,8 +112,8 @@ def test_slow_stats_acknowledged_then_answered_once(
     real_load_stats = stats.load_stats
 
     def slow_load_stats(*args: Any, **kwargs: Any) -> Any:
-        # The query finishes only once the test has its HTTP answer, so an answer that waited
-        # for the query could never arrive first.
+        # The query finishes only once the test has its HTTP response, so a response that
+        # waited for the query could never arrive first.
         finished_after_release.append(released.wait(timeout=20))
         return real_load_stats(*args, **kwargs)
 
@@ -159,3 +160,10 @@ def test_install_route_404_in_single_workspace_mode(slack: SlackDriver) -> None:
     response = slack.bot.client.get("/slack/install")
     assert response.status_code == 404
     assert "SLACK_CLIENT_SECRET" in response.json()["error"]
+
+
+def test_events_url_verification(slack: SlackDriver) -> None:
+    body = json.dumps({"token": "unused", "challenge": "challenge-value", "type": "url_verification"}).encode()
+    response = slack.post(body, "application/json")
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "challenge-value"}

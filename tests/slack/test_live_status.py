@@ -3,6 +3,7 @@ sent from the outbox and never from the webhook path."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from storage.models_slack import SlackStatusMessage
@@ -178,9 +179,13 @@ def test_rate_limited_post_retried_after_retry_after(slack: SlackDriver) -> None
     assert len(slack.fake.messages) == 1
 
 
-def test_channel_error_stops_updates(slack: SlackDriver) -> None:
+@pytest.mark.parametrize(
+    "error",
+    ["channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long"],
+)
+def test_channel_error_stops_updates(slack: SlackDriver, error: str) -> None:
     follow(slack)
-    slack.fake.channel_errors["C0ALERTS01"] = "not_in_channel"
+    slack.fake.channel_errors["C0ALERTS01"] = error
     slack.bot.send("workflow_run", publish_run("requested"))
     assert settled(slack, "chat.postMessage", 1)
     assert wait_until(lambda: outbox_statuses(slack) == ["failed"])
@@ -188,7 +193,7 @@ def test_channel_error_stops_updates(slack: SlackDriver) -> None:
     slack.bot.send("workflow_job", publish_job("completed"))
     assert len(slack.fake.calls_of("chat.postMessage")) == 1
     assert outbox_statuses(slack) == ["failed"]
-    assert status_messages(slack)[0].last_error == "not_in_channel"
+    assert status_messages(slack)[0].last_error == error
 
 
 def test_lost_message_posted_again(slack: SlackDriver) -> None:

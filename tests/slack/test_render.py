@@ -33,7 +33,7 @@ from tests.slack.fake_slack import block_problems
 
 START = datetime(2024, 6, 3, 22, 0, 10, tzinfo=UTC)
 # GitHub's limits: logins 39 characters, repository names 100, refs and workflow names 255 here.
-LONG_OWNER = "o" * 38 + "-"[:0] + "x"
+LONG_OWNER = "o" * 39
 LONG_REPO = f"{LONG_OWNER}/{'r' * 100}"
 LONG_BRANCH = "feature/" + "<!channel>&" * 22
 LONG_NAME = "integration-test <@U0USER0002> & more " * 26
@@ -42,6 +42,7 @@ LONG_NAME = "integration-test <@U0USER0002> & more " * 26
 def check_message(message: render.SlackMessage, max_blocks: int = 50) -> None:
     assert block_problems(message.blocks, max_blocks) == []
     assert len(message.text) <= 4000
+    assert render.text_size(message.blocks) <= render.MAX_MESSAGE_TEXT
     for block in message.blocks:
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
@@ -164,6 +165,18 @@ def test_builder_keeps_footer_when_cutting() -> None:
     assert message.blocks[-1]["type"] == "actions"
     assert "32 more blocks were left out" in message.blocks[-2]["elements"][0]["text"]
     assert len(message.text) == 4000
+
+
+def test_builder_cuts_body_to_text_budget() -> None:
+    builder = render.BlockBuilder()
+    for index in range(20):
+        builder.section(f"{index} " + "x" * 2900)
+    builder.actions([render.button("Post to channel", action_id="post_to_channel", value="status")])
+    message = builder.build("fallback")
+    assert render.text_size(message.blocks) <= render.MAX_MESSAGE_TEXT
+    assert len(message.blocks) == 6
+    assert "16 more blocks were left out" in message.blocks[-2]["elements"][0]["text"]
+    assert message.blocks[-1]["type"] == "actions"
 
 
 def test_lines_end_with_more_count() -> None:

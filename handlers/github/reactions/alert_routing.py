@@ -1,7 +1,7 @@
 """Which failures alert, how severe they are, and which Slack channels hear about them.
 
 A failure alerts when it is a publish, release or deploy workflow, a failed deployment, or
-any workflow that a subscription (events `failures`) or a routing rule asks for. The
+any workflow that a subscription (events `failures`) or a routing rule names. The
 channels are the subscriptions of the repository, the routing rules that match it, and the
 `alerts.slack_channel` of the repository's `.github/release-bot.yml` for release failures.
 Paused subscriptions and rules are skipped.
@@ -34,7 +34,7 @@ VERSION_TAG = re.compile(r"^v?\d+(\.\d+)+([-+][0-9A-Za-z.-]+)?$")
 
 @dataclass
 class Facts:
-    """One completed run attempt or deployment status, as alerting sees it. Text is raw."""
+    """The facts of one completed run attempt or deployment status that alerting uses. Text is raw."""
 
     kind: str
     source_key: str
@@ -70,12 +70,12 @@ class Destination:
 
 
 def is_slack_configured(settings: Settings) -> bool:
-    """Whether the bot can post to Slack at all."""
+    """Tell whether the bot can post to Slack at all."""
     return settings.has_slack or settings.has_slack_oauth
 
 
 def is_tag_ref(session: Session, repo: str, ref: str) -> bool:
-    """Whether a ref names a tag: a version-like name, or a tag the bot saw pushed."""
+    """Tell whether a ref names a tag: a version-like name, or a tag the bot saw pushed."""
     if not ref:
         return False
     if VERSION_TAG.match(ref):
@@ -112,7 +112,7 @@ def classify(
 
 
 def route_matches(route: AlertRoute, facts: Facts) -> bool:
-    """Whether a rule's include and exclude globs match a failure's repository, workflow and branch."""
+    """Tell whether a rule's include and exclude globs match a failure's repository, workflow and branch."""
     checks = (
         (facts.repo, route.repos, route.exclude_repos),
         (facts.workflow, route.workflows, route.exclude_workflows),
@@ -128,7 +128,7 @@ def route_matches(route: AlertRoute, facts: Facts) -> bool:
 
 
 def route_accepts(route: AlertRoute, facts: Facts) -> bool:
-    """Whether a rule sends a failure to its channel."""
+    """Tell whether a rule sends a failure to its channel."""
     if route.paused_reason is not None or not route_matches(route, facts):
         return False
     if not route.workflows.strip() and not facts.is_release:
@@ -185,7 +185,7 @@ def subscription_destinations(
 
 
 def config_destinations(session: Session, settings: Settings, facts: Facts) -> list[Destination]:
-    """Return the repository file's `alerts.slack_channel` in each workspace that sees the repository."""
+    """Return the repository file's `alerts.slack_channel` in each workspace that may see the repository."""
     routing = effective_config(session=session, repo=facts.repo).config.alerts
     if routing.slack_channel is None or "failure" not in routing.notify_on:
         return []

@@ -1,9 +1,9 @@
 """Reaction to completed runs, deployment statuses and installation changes: open, extend and
 resolve incidents, and queue their Slack messages in the same transaction.
 
-The first failure of an incident key posts one root message per channel; later failures
-reply in its thread; a passing run resolves the incident, edits the root message and
-replies in the thread. A failure held back by a silence is recorded and counted, not
+The first failure of an incident key posts one root message per channel, and later failures
+reply in its thread. A passing run resolves the incident, edits the root message and replies
+in the thread. A failure held back by a silence is recorded and counted, not
 posted. Nothing here calls Slack or GitHub: every message is an outbox row.
 """
 
@@ -65,7 +65,7 @@ def react(ctx: HandlerContext, payload: dict[str, Any]) -> None:
 
 
 def is_installation_disabled(session: Session, installation_id: int | None) -> bool:
-    """Whether GitHub reported the installation deleted or suspended; its runs alert nobody."""
+    """Tell whether GitHub reported the installation deleted or suspended, so its runs send no alert."""
     if installation_id is None:
         return False
     installation = session.get(Installation, installation_id)
@@ -173,7 +173,7 @@ def key_of(settings: Settings, facts: Facts) -> str:
 
 
 def is_stale(session: Session, key: str, facts: Facts) -> bool:
-    """Whether a failure is older than the run that resolved the key's last incident (a late delivery)."""
+    """Tell whether a failure is older than the run that resolved the key's last incident (a late delivery)."""
     resolved = incidents.latest_resolved_incident(session=session, key=key)
     if resolved is None or resolved.resolved_run_id is None or facts.started_at is None:
         return False
@@ -515,7 +515,7 @@ def run_reminders(engine: Engine, settings: Settings) -> None:
 
 
 def reminder_job(settings: Settings) -> ScheduledJob | None:
-    """The reminder job: checks every 5 minutes; off when ALERT_REPEAT_HOURS is 0."""
+    """Return the reminder job, which checks every 5 minutes, or None when ALERT_REPEAT_HOURS is 0."""
     # Imported here because bot.scheduler imports this module to register the job.
     from bot.scheduler import ScheduledJob
 
