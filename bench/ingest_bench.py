@@ -40,12 +40,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-webhook-secret-0123456789"
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.02
-# Both use the (status, id) index, so a poll reads only rows processed since the last one.
+# These use the (status, id) index, so a poll reads only rows processed since the last one.
 PROCESSED_QUERY = (
     "SELECT id, delivery_id FROM delivery "
     "WHERE status IN ('done', 'invalid', 'failed', 'ignored') AND id > %s"
 )
-LOWEST_PENDING_QUERY = "SELECT min(id) FROM delivery WHERE status = 'pending'"
+BOUNDS_QUERY = (
+    "SELECT (SELECT min(id) FROM delivery WHERE status = 'pending'), (SELECT max(id) FROM delivery)"
+)
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://releasebot:releasebot@127.0.0.1:5432/postgres"
 BENCH_DATABASE = "release_bot_bench"
 
@@ -171,17 +173,18 @@ def poll_processed(database_url: str, expected: Any, stop: Any, results: Any, de
     floor = 0
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
+        # Every row below the lowest pending id, read first, is processed by the time the
+        # second query runs, so the next poll can start above it. The worker claims in id
+        # order, so few processed rows lie above it to be read again.
+        lowest_pending, highest = connection.execute(BOUNDS_QUERY).fetchone()
         rows = connection.execute(query, (floor,)).fetchall()
         now = time.time()
         for _row_id, delivery_id in rows:
             seen.setdefault(delivery_id, now)
-        # The worker claims in id order, so the processed rows are nearly a prefix of the ids;
-        # rows above the lowest pending id are read again at the next poll and skipped.
-        lowest_pending = connection.execute(LOWEST_PENDING_QUERY).fetchone()[0]
         if lowest_pending is not None:
             floor = max(floor, lowest_pending - 1)
-        elif rows:
-            floor = max(floor, max(row_id for row_id, _ in rows))
+        elif highest is not None:
+            floor = max(floor, highest)
         if stop.is_set() and expected.value and len(seen) >= expected.value:
             break
         time.sleep(POLL_SECONDS)

@@ -38,6 +38,8 @@ SEVERITY_ICONS = {"critical": ":rotating_light:", "error": ":x:"}
 # Section blocks for the failing job list; the rest of a root message needs about eight.
 JOB_LIST_BLOCKS = 20
 SHORT_SHA = 7
+# Statuses a stuck run's jobs show in place of a conclusion.
+UNFINISHED_JOB_STATUSES = frozenset({"queued", "in_progress", "waiting", "pending", "requested"})
 
 
 @dataclass
@@ -144,6 +146,8 @@ def subject(view: FailureView) -> str:
     """Return what failed and where as plain text, which is not escaped because Slack does not parse headers."""
     if view.kind == "deployment":
         return f"Deployment to {view.environment or 'an environment'} failed in {view.repo}"
+    if view.kind == "stuck":
+        return f"{view.workflow} is stuck in {view.repo}"
     return f"{view.workflow} failed in {view.repo}"
 
 
@@ -180,7 +184,10 @@ def job_lines(jobs: Sequence[JobLine]) -> list[str]:
     lines = []
     for job in jobs:
         outcome = escape((job.conclusion or "failure").replace("_", " "))
-        line = f":x: {link(job.html_url, job.name)} · {outcome} · {format_duration(job.duration_s)}"
+        icon = ":hourglass_flowing_sand:" if job.conclusion in UNFINISHED_JOB_STATUSES else ":x:"
+        line = (
+            f"{icon} {link(job.html_url, job.name)} · {outcome} · {format_duration(job.duration_s)}"
+        )
         for step in job.steps:
             line += f"\n      ↳ {inline(step.name)} · {format_duration(step.duration_s)}"
         lines.append(line)
@@ -193,15 +200,17 @@ def add_jobs(builder: BlockBuilder, view: FailureView) -> None:
         if view.log_url:
             builder.section(f"Deployment log: {link(view.log_url, 'open the log')}")
         return
+    stuck = view.kind == "stuck"
     if not view.jobs:
-        builder.section(
-            f"The failing jobs are not known yet; {link(view.run_url, 'open the run')} for its logs."
+        missing = (
+            "No job of the run has started yet" if stuck else "The failing jobs are not known yet"
         )
+        builder.section(f"{missing}; {link(view.run_url, 'open the run')} for its logs.")
         return
     builder.lines(
         job_lines(view.jobs),
         max_blocks=JOB_LIST_BLOCKS,
-        more=lambda count: f"and {count} more failed jobs",
+        more=lambda count: f"and {count} more {'unfinished' if stuck else 'failed'} jobs",
     )
 
 
@@ -269,7 +278,7 @@ def render_root(view: FailureView, incident: IncidentView) -> SlackMessage:
         )
     buttons.append(
         url_button(
-            "Open run" if view.kind == "workflow_run" else "Open log",
+            "Open log" if view.kind == "deployment" else "Open run",
             view.run_url or view.log_url,
             OPEN_RUN_ACTION,
         )
@@ -283,8 +292,9 @@ def render_failed_again(view: FailureView, failure_number: int) -> SlackMessage:
     """Build the thread reply for a later failure of an open incident."""
     builder = BlockBuilder()
     attempt = f" (attempt {view.attempt})" if view.attempt and view.attempt > 1 else ""
+    again = ":hourglass_flowing_sand: Also stuck" if view.kind == "stuck" else ":x: Failed again"
     builder.section(
-        f":x: Failed again: {run_link(view)}{attempt} · {ref_link(view)} · {commit_text(view)} · "
+        f"{again}: {run_link(view)}{attempt} · {ref_link(view)} · {commit_text(view)} · "
         f"triggered by {mention_or_login(view.mention, view.actor)} · "
         f"failure {failure_number} of this incident"
     )
@@ -299,6 +309,11 @@ def render_resolved_reply(view: FailureView, incident: IncidentView) -> SlackMes
         f":white_check_mark: Resolved: {by} passed {format_time(incident.resolved_at)}, "
         f"{format_duration(incident.recovery_s)} after the first failure."
     )
+    if view.kind == "stuck":
+        text = (
+            f":white_check_mark: Resolved: the stuck runs finished by {format_time(incident.resolved_at)}, "
+            f"{format_duration(incident.recovery_s)} after the alert."
+        )
     builder = BlockBuilder()
     builder.section(text)
     return builder.build(f"Resolved: {inline(view.workflow or view.repo)} in {inline(view.repo)}")
@@ -325,16 +340,15 @@ def render_flaky_reply(
 def render_reminder(view: FailureView, incident: IncidentView, now: datetime) -> SlackMessage:
     """Build the reminder that an incident is still failing."""
     elapsed = max(0.0, (now - incident.opened_at).total_seconds())
+    still = "Still stuck" if view.kind == "stuck" else "Still failing"
     text = (
-        f":alarm_clock: Still failing after {format_duration(elapsed)}: "
+        f":alarm_clock: {still} after {format_duration(elapsed)}: "
         f"{count_of(incident.failure_count, 'failure')} since {format_time(incident.opened_at)}, "
         f"the last {run_link(view)} at {format_time(view.occurred_at)}."
     )
     builder = BlockBuilder()
     builder.section(text)
-    return builder.build(
-        f"Still failing: {inline(view.workflow or view.repo)} in {inline(view.repo)}"
-    )
+    return builder.build(f"{still}: {inline(view.workflow or view.repo)} in {inline(view.repo)}")
 
 
 def render_note(text: str) -> SlackMessage:

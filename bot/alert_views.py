@@ -39,15 +39,19 @@ class Draft:
     passed_label: str = "a later run"
 
 
-def job_lines(session: Session, failure: AlertFailure) -> list[render.JobLine]:
-    """Return the failed jobs of the failing attempt, with their failed steps."""
+def job_lines(
+    session: Session, failure: AlertFailure, *, unfinished: bool = False
+) -> list[render.JobLine]:
+    """Return the failed jobs of the failing attempt with their failed steps, or with
+    `unfinished` the jobs of a stuck attempt that have not completed."""
     if failure.run_id is None:
         return []
     attempt = failure.run_attempt or 1
     jobs = [
         job
         for job in queries.list_jobs(session=session, run_ids=[failure.run_id])
-        if job.run_attempt == attempt and job.conclusion in FAILING_CONCLUSIONS
+        if job.run_attempt == attempt
+        and (job.status != "completed" if unfinished else job.conclusion in FAILING_CONCLUSIONS)
     ]
     steps = queries.list_steps(session=session, job_ids=[job.id for job in jobs])
     lines = []
@@ -60,7 +64,8 @@ def job_lines(session: Session, failure: AlertFailure) -> list[render.JobLine]:
         lines.append(
             render.JobLine(
                 name=job.name,
-                conclusion=job.conclusion,
+                # An unfinished job has no conclusion yet; its status (queued, in progress) shows instead.
+                conclusion=job.status if unfinished else job.conclusion,
                 duration_s=job.duration_s,
                 html_url=job.html_url,
                 steps=failed_steps,
@@ -102,7 +107,7 @@ def failure_view(
         view.title = run.display_title
         attempt = runs.get_attempt(session=session, run_id=run.id, attempt=failure.run_attempt or 1)
         view.duration_s = attempt.duration_s if attempt is not None else None
-    view.jobs = job_lines(session, failure)
+    view.jobs = job_lines(session, failure, unfinished=incident.kind == "stuck")
     return view
 
 

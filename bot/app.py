@@ -19,6 +19,7 @@ from bot.secrets import announce_generated_secret, resolve_webhook_secret
 from bot.outbox import OutboxWorker
 from bot.pr_comment import register_github_senders
 from bot.alert_slack import register_alert_senders
+from bot.digest import register_digest_sender
 from bot.observability import router as metrics_router
 from bot.scheduler import Scheduler
 from bot.slack_app import router as slack_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         outbox_worker = OutboxWorker(engine, poll_seconds=settings.worker_poll_seconds)
         register_github_senders(engine, settings)
         register_alert_senders(engine, settings)
+        register_digest_sender(engine, settings)
         worker = Worker(engine, settings, after_batch=outbox_worker.notify)
         app.state.settings = settings
         app.state.engine = engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli_backfill import BACKFILL_HELP, backfill
 from bot.cli_common import check_database, fail, redact, settings_or_exit
 from bot.cli_metric import metric_app
 from bot.cli_replay import REPLAY_HELP, replay
@@ -22,6 +23,7 @@ app.add_typer(metric_app, name="metric")
 app.command(help=REPLAY_HELP)(replay)
 app.command()(runs)
 app.command()(stats)
+app.command(help=BACKFILL_HELP)(backfill)
 
 
 @app.command()

@@ -113,11 +113,27 @@ class Settings(BaseSettings):
     alert_incident_key: str = "repo,workflow,branch"
     alert_repeat_hours: float = Field(default=4.0, ge=0, le=168)
     alert_slack_users: str = ""
+    # Stuck runs (docs/alerts.md): how often the check runs, and the shortest time a run or
+    # job may stay queued or in progress before it counts as stuck.
+    stuck_check_minutes: float = Field(default=5.0, gt=0, le=1440)
+    stuck_min_minutes: float = Field(default=30.0, gt=0, le=10_080)
+    # Channel digests (docs/slack.md): the UTC time of day they are posted, as HH:MM.
+    digest_time_utc: str = "09:00"
 
     @field_validator("test_job_patterns", "publish_job_patterns", "deploy_job_patterns", mode="before")
     @classmethod
     def _split_patterns(cls, value: object) -> tuple[str, ...]:
         return split_patterns(value)
+
+    @field_validator("digest_time_utc")
+    @classmethod
+    def _check_digest_time(cls, value: str) -> str:
+        hours, _, minutes = value.strip().partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+            raise ValueError(f"expected HH:MM, got {value!r}")
+        if int(hours) > 23 or int(minutes) > 59:
+            raise ValueError(f"{value!r} is not a time of day")
+        return f"{int(hours):02d}:{minutes}"
 
     @field_validator("slack_team_installations", mode="before")
     @classmethod
@@ -178,6 +194,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GITHUB_PRIVATE_KEY and GITHUB_PRIVATE_KEY_PATH are both set; unset one of them."
             )
+        if self.github_private_key is not None or self.github_private_key_path is not None:
+            variable = "GITHUB_PRIVATE_KEY" if self.github_private_key else "GITHUB_PRIVATE_KEY_PATH"
+            problem = private_key_problem(self.github_private_key_pem() or "")
+            if problem is not None:
+                # The message never contains the key itself.
+                raise ValueError(
+                    f"{variable} is invalid: {problem}; use the .pem file GitHub generated for "
+                    "the App (in GITHUB_PRIVATE_KEY, line breaks may be written as \\n)."
+                )
         return self
 
     @model_validator(mode="after")
@@ -219,6 +244,19 @@ class Settings(BaseSettings):
         return None
 
 
+def private_key_problem(pem: str) -> str | None:
+    """Return why a PEM text is not a usable unencrypted private key, or None if it is."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        return "the private key is encrypted with a password"
+    except ValueError:
+        return "the value is not a PEM private key"
+    return None
+
+
 FIXES = {
     "database_url": "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB",
     "github_app_id": "use the numeric App ID from the GitHub App settings page",
@@ -242,6 +280,9 @@ FIXES = {
     "retention_deliveries_days": "use a number of days, 1 or more",
     "retention_steps_days": "use a number of days, 1 or more",
     "alert_repeat_hours": "use a number of hours from 0 (no reminders) to 168",
+    "stuck_check_minutes": "use a number of minutes above 0 and at most 1440 (default 5)",
+    "stuck_min_minutes": "use a number of minutes above 0 and at most 10080 (default 30)",
+    "digest_time_utc": "use a UTC time of day as HH:MM, such as 09:00",
 }
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from githubkit import AppInstallationAuthStrategy, GitHub, Response
+from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub, Response
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import (
     GitHubException,
@@ -153,11 +153,14 @@ class GitHubApp:
         private_key: str,
         api_url: str = "https://api.github.com",
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_id = app_id
         self._private_key = private_key
         self.api_url = api_url
         self._transport = transport
+        # Seconds since the epoch; compared with GitHub's x-ratelimit-reset.
+        self._clock = clock
         # One cache for all installations, which contains the App JWT and each installation token.
         self._token_cache = MemCacheStrategy()
         self._clients: dict[int, GitHub[AppInstallationAuthStrategy]] = {}
@@ -165,7 +168,13 @@ class GitHubApp:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> GitHubApp | None:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> GitHubApp | None:
         """Build the client from GITHUB_APP_ID, the private key and GITHUB_API_URL; None if unset."""
         private_key = settings.github_private_key_pem()
         if settings.github_app_id is None or private_key is None:
@@ -175,6 +184,7 @@ class GitHubApp:
             private_key=private_key,
             api_url=settings.github_api_url,
             transport=transport,
+            clock=clock,
         )
 
     def client(self, installation_id: int) -> GitHub[AppInstallationAuthStrategy]:
@@ -200,6 +210,40 @@ class GitHubApp:
     def budget(self, installation_id: int) -> RateBudget | None:
         """Return the rate-limit budget last reported for an installation."""
         return self._budgets.get(installation_id)
+
+    def get_repo_installation_id(self, repo: str) -> int | None:
+        """Return the id of the App's installation on a repository, as the App (JWT); None if not installed."""
+        owner, name = split_repo(repo)
+        # This call is made as the App itself, so its errors carry installation id 0.
+        github = GitHub(
+            AppAuthStrategy(self.app_id, self._private_key),
+            base_url=self.api_url,
+            user_agent=USER_AGENT,
+            timeout=TIMEOUT_SECONDS,
+            transport=self._transport,
+            cache_strategy=self._token_cache,
+            http_cache=False,
+            auto_retry=False,
+        )
+        try:
+            response = github.rest.apps.get_repo_installation(owner, name)
+        except RequestFailed as exc:
+            status = exc.response.status_code
+            if status == 404:
+                return None
+            if status == 401:
+                raise AppCredentialsRejected(
+                    f"GitHub rejected the App's JWT ({status}: {error_message(exc.response.raw_response)}); "
+                    "check that GITHUB_APP_ID and GITHUB_PRIVATE_KEY belong to the same GitHub App",
+                    installation_id=0,
+                    operation="find the App's installation on a repository",
+                    status_code=status,
+                ) from exc
+            raise self._translate(exc, 0, "find the App's installation on a repository") from exc
+        except GitHubException as exc:
+            raise self._translate(exc, 0, "find the App's installation on a repository") from exc
+        installation_id = response.json().get("id")
+        return installation_id if isinstance(installation_id, int) else None
 
     # --- the calls the bot makes -------------------------------------------------------------
 
@@ -315,7 +359,7 @@ class GitHubApp:
         if budget is None:
             return
         reserved = max(MIN_RESERVED_REQUESTS, int(budget.limit * RESERVED_BUDGET_FRACTION))
-        wait = budget.reset_at - time.time()
+        wait = budget.reset_at - self._clock()
         if budget.remaining < reserved and wait > 0:
             raise RateLimited(
                 f"only {budget.remaining} of {budget.limit} requests are left for installation "

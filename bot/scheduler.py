@@ -28,9 +28,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from bot import digest
 from bot.config import Settings
 from bot.observability import JOB_DURATION, JOB_RUNS
 from handlers.github.reactions import alerts as alert_reactions
+from handlers.github.reactions import stuck_runs
 from storage import locks, metric_rollups, retention
 from storage.db import session_scope
 from storage.types import utc_now
@@ -159,6 +161,8 @@ def rollup_job(settings: Settings) -> ScheduledJob | None:
 
 
 register_job(alert_reactions.reminder_job)
+register_job(stuck_runs.stuck_job)
+register_job(digest.digest_job)
 
 
 def run_locked(job: ScheduledJob, engine: Engine, settings: Settings) -> str:

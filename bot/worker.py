@@ -20,7 +20,7 @@ from handlers.github import handler_for
 from handlers.github.context import HandlerContext
 from handlers.slack import react_to_delivery
 from storage import deliveries
-from storage.db import background_engine, sqlite_write_gate
+from storage.db import background_engine, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
 from storage.prefetch import prefetch_facts
 
@@ -153,6 +153,34 @@ def process_batch(
     return result
 
 
+def isolate_oldest_delivery(engine: Engine, settings: Settings) -> None:
+    """Process the oldest pending delivery alone; if even that fails, mark it failed.
+
+    A batch fails as a whole only when an error escapes the per-delivery savepoints (in the
+    prefetch, say). Without this step the same batch would be claimed and fail forever. A
+    delivery marked failed keeps its body, so `release-bot replay --force` can process it
+    again once the fault is fixed.
+    """
+    try:
+        process_batch(engine, settings, limit=1)
+        return
+    except OperationalError:
+        return
+    except Exception as exc:  # noqa: BLE001 - recorded on the delivery below
+        error = repr(exc)
+    with session_scope(engine) as session:
+        for delivery in deliveries.claim_pending(session=session, limit=1):
+            logger.warning(
+                "delivery failed outside its handler: %s",
+                error,
+                extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
+            )
+            deliveries.mark_delivery(
+                session=session, delivery=delivery, status=DeliveryStatus.FAILED, error=error
+            )
+            record_delivery_processed(delivery.event, DeliveryStatus.FAILED.value)
+
+
 class Worker:
     """A thread that drains pending deliveries, woken by new ones or a poll interval."""
 
@@ -263,8 +291,8 @@ class Worker:
                 backoff = min(backoff * 2, 30.0)
                 continue
             except Exception:  # noqa: BLE001 - the worker must outlive any single error
-                logger.exception("worker batch failed")
-                self._stop.wait(backoff)
+                logger.exception("worker batch failed; processing the oldest delivery on its own")
+                isolate_oldest_delivery(self.engine, self.settings)
                 continue
             backoff = self.settings.worker_poll_seconds
             self.processed += result.total

@@ -188,14 +188,26 @@ def mark_flaky(
 
 
 def count_flaky_failures(
-    *, session: Session, repo: str | None = None, since: datetime | None = None
+    *,
+    session: Session,
+    repo: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    workflow: str | None = None,
+    branch: str | None = None,
 ) -> int:
-    """Count failures later marked flaky, of one repository or all, since a time."""
+    """Count failures later marked flaky that occurred in a window, filtered by repository, workflow and branch."""
     statement = select(func.count(AlertFailure.id)).where(AlertFailure.flaky.is_(True))  # type: ignore[attr-defined]
     if repo is not None:
         statement = statement.where(AlertFailure.repo == repo)
+    if workflow is not None:
+        statement = statement.where(AlertFailure.workflow == workflow)
+    if branch is not None:
+        statement = statement.where(AlertFailure.branch == branch)
     if since is not None:
         statement = statement.where(AlertFailure.occurred_at >= since)
+    if until is not None:
+        statement = statement.where(AlertFailure.occurred_at < until)
     return int(session.scalar(statement) or 0)
 
 

@@ -92,7 +92,9 @@ def recent_successful_attempts(
 
     The workflow is matched by id when known, since a workflow's name can change. Runs of
     pull requests are left out, and so are runs whose head is in another repository: a fork
-    can have a branch of the same name, and its runs are not the branch's history.
+    can have a branch of the same name, and its runs are not the branch's history. Attempts
+    with no stored job are left out too: their job events were missed, and as a profile of
+    zero seconds they would drag the median down.
     """
     statement = (
         select(RunAttempt.run_id, RunAttempt.attempt)
@@ -104,6 +106,9 @@ def recent_successful_attempts(
             or_(WorkflowRun.head_repository.is_(None), WorkflowRun.head_repository == repo),  # type: ignore[union-attr]
             RunAttempt.status == "completed",
             RunAttempt.conclusion == "success",
+            select(Job.id)
+            .where(Job.run_id == RunAttempt.run_id, Job.run_attempt == RunAttempt.attempt)
+            .exists(),
         )
         .order_by(RunAttempt.completed_at.desc(), RunAttempt.run_id.desc())  # type: ignore[union-attr]
         .limit(last_n)

@@ -1,16 +1,16 @@
 """Read functions over GitHub facts that the Slack views need beyond `storage.queries`:
-releases and tags, metric points over a window, and run attempts over a window."""
+releases and tags, metric points, run attempts and job outcomes over a window."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from storage.metrics import MetricFilter
-from storage.models import Metric, Release, RunAttempt, Tag, WorkflowRun
+from storage.models import Job, Metric, Release, RunAttempt, Tag, WorkflowRun
 
 
 def find_release(*, session: Session, repo: str, tag: str) -> Release | None:
@@ -106,3 +106,33 @@ def get_tag(*, session: Session, repo: str, name: str) -> Tag | None:
     """Return a pushed tag of a repository, if it was recorded and not deleted."""
     tag = session.get(Tag, (repo, name))
     return tag if tag is not None and not tag.deleted else None
+
+
+def count_job_outcomes(
+    *,
+    session: Session,
+    repo: str | None,
+    workflow: str | None = None,
+    branch: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, int]:
+    """Count the conclusions of jobs that completed in a window, filtered by repository, workflow and branch."""
+    statement = (
+        select(Job.conclusion, func.count(Job.id))
+        .where(Job.status == "completed")
+        .group_by(Job.conclusion)
+    )
+    if repo is not None:
+        statement = statement.where(Job.repo == repo)
+    if workflow is not None:
+        statement = statement.where(Job.workflow_name == workflow)
+    if branch is not None:
+        statement = statement.where(Job.head_branch == branch)
+    if since is not None:
+        statement = statement.where(Job.completed_at >= since)  # type: ignore[operator]
+    if until is not None:
+        statement = statement.where(Job.completed_at < until)  # type: ignore[operator]
+    return {
+        conclusion or "unknown": int(count) for conclusion, count in session.execute(statement).all()
+    }

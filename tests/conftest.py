@@ -46,13 +46,19 @@ def create_postgres_database(base_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_postgres_url() -> str | None:
+def template_postgres_url() -> Iterator[str | None]:
     """A migrated PostgreSQL database that each test copies, or None on SQLite."""
     if not POSTGRES_URL:
-        return None
-    url = create_postgres_database(POSTGRES_URL, f"release_bot_template_{os.getpid()}")
+        yield None
+        return
+    name = f"release_bot_template_{os.getpid()}"
+    url = create_postgres_database(POSTGRES_URL, name)
     upgrade_database(url)
-    return url
+    yield url
+    admin = create_engine(make_url(POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -62,6 +62,16 @@ INVALID_SETTINGS = [
         "unset one of them",
     ),
     (
+        {"GITHUB_APP_ID": "31337", "GITHUB_PRIVATE_KEY": "not-a-pem-key"},
+        "GITHUB_PRIVATE_KEY is invalid: the value is not a PEM private key",
+        "use the .pem file GitHub generated",
+    ),
+    (
+        {"GITHUB_APP_ID": "31337", "GITHUB_PRIVATE_KEY_PATH": "app.pem"},
+        "GITHUB_PRIVATE_KEY_PATH is invalid: the value is not a PEM private key",
+        "use the .pem file GitHub generated",
+    ),
+    (
         {"GITHUB_WEBHOOK_SECRET": "changeme"},
         "GITHUB_WEBHOOK_SECRET is invalid: the value is a placeholder",
         "set a random value of 20 or more characters",

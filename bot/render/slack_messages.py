@@ -168,6 +168,11 @@ def describe_change(view: StatsView) -> str:
     return f"{mean_text}, count {count - previous_count:+d} ({previous_count} before)"
 
 
+def format_outcomes(outcomes: dict[str, int]) -> str:
+    """Format conclusion counts as `success 2 · failure 1 · skipped 0 · cancelled 1`."""
+    return " · ".join(f"{name} {outcomes.get(name, 0)}" for name in OUTCOMES)
+
+
 def render_stats(view: StatsView, *, share: str | None) -> SlackMessage:
     """Show count, mean, percentiles, failure rate, the trend and run and outcome counts."""
     scope = view.repo or "all repositories"
@@ -199,11 +204,13 @@ def render_stats(view: StatsView, *, share: str | None) -> SlackMessage:
         bucket = format_duration(view.bucket_seconds)
         builder.section(f"*Trend* (mean per {bucket})\n`{view.sparkline}`")
 
-    outcomes = " · ".join(f"{name} {view.outcomes.get(name, 0)}" for name in OUTCOMES)
     builder.fields(
         [
             f"*Runs*\n{count_of(view.runs, 'run')}, {count_of(view.reruns, 're-run')}",
-            f"*Outcomes*\n{outcomes}",
+            f"*Attempt outcomes*\n{format_outcomes(view.outcomes)}",
+            f"*Latest outcome per run*\n{format_outcomes(view.latest_outcomes)}",
+            f"*Job outcomes*\n{format_outcomes(view.job_outcomes)}",
+            f"*Flaky failures*\n{view.flaky_failures}",
         ]
     )
     fallback = (

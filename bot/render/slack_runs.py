@@ -1,6 +1,6 @@
-"""Slack messages about runs and releases: the status dashboard, run profiles, the live status
-message and the App Home tab. Long job lists put the slowest jobs first and end with
-"and N more jobs" when they do not fit."""
+"""Slack messages about runs and releases: the status dashboard (with the GitHub App's problems),
+run profiles, the live status message and the App Home tab. Long job lists put the slowest jobs
+first and end with "and N more jobs" when they do not fit."""
 
 from __future__ import annotations
 
@@ -24,7 +24,15 @@ from bot.render.slack import (
     url_segment,
 )
 from bot.render.slack_messages import finish
-from bot.render.slack_views import JobRow, RepoLine, RepoStatus, RunProfile, RunSummary, StageRow
+from bot.render.slack_views import (
+    AppProblems,
+    JobRow,
+    RepoLine,
+    RepoStatus,
+    RunProfile,
+    RunSummary,
+    StageRow,
+)
 
 GITHUB = "https://github.com"
 # Section blocks given to the job list of a profile; the rest of the message needs about ten.
@@ -121,6 +129,45 @@ def running_lines(runs: Sequence[RunSummary]) -> list[str]:
     ]
 
 
+def app_problem_lines(problems: AppProblems) -> list[str]:
+    """Format each GitHub App problem as a line saying what is wrong and what to do."""
+    lines = []
+    if problems.blocked_reason:
+        lines.append(
+            f":no_entry: release-bot makes no GitHub calls for this repository: "
+            f"{inline(problems.blocked_reason)}"
+        )
+    for missing in problems.missing_permissions:
+        # Stored as `pull_requests=write`, the form GitHub's X-Accepted-GitHub-Permissions header uses.
+        permission = inline(str(missing.get("permission") or "unknown").replace("=", ": "))
+        operation = inline(missing.get("operation") or "a call")
+        lines.append(
+            f":warning: missing App permission *{permission}* (needed to {operation}): grant it in "
+            "the GitHub App's settings, then accept the new permissions on the installation"
+        )
+    for problem in problems.config_problems:
+        lines.append(
+            f":warning: invalid {inline(problem.get('file') or 'configuration file')} · key "
+            f"{inline(problem.get('key') or '(unknown)')}: {inline(problem.get('reason') or 'invalid')}"
+        )
+    return lines
+
+
+def add_app_problems(builder: BlockBuilder, problems: AppProblems) -> None:
+    """Add the GitHub App problems of a repository, keeping room for the dashboard after them."""
+    builder.section("*GitHub App*")
+    builder.lines(
+        app_problem_lines(problems),
+        max_blocks=2,
+        more=lambda count: f"and {count} more GitHub App problems",
+        reserve=8,
+    )
+    if problems.config_problems:
+        builder.context(
+            ["The last valid configuration, or the defaults, stays in force until the file is fixed."]
+        )
+
+
 def add_repo_dashboard(builder: BlockBuilder, status: RepoStatus) -> None:
     """Add one repository's release, stages, latest runs and running jobs."""
     release = status.release
@@ -141,6 +188,8 @@ def add_repo_dashboard(builder: BlockBuilder, status: RepoStatus) -> None:
         )
     if status.notice:
         builder.context([escape(status.notice)])
+    if status.app_problems is not None:
+        add_app_problems(builder, status.app_problems)
     if status.stages:
         builder.fields(stage_fields(status.stages))
     if status.runs:

@@ -102,6 +102,25 @@ class ReleaseInfo:
 
 
 @dataclass
+class AppProblems:
+    """The GitHub App problems of a repository, from storage.github_app.describe_repository.
+
+    Each missing permission has `permission` (as `pull_requests=write`) and `operation`. Each
+    configuration problem has `file`, `key` and `reason`.
+    """
+
+    installation_id: int | None
+    blocked_reason: str | None = None
+    missing_permissions: list[dict[str, str]] = field(default_factory=list)
+    config_problems: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def has_problems(self) -> bool:
+        """Whether there is anything to report."""
+        return bool(self.blocked_reason or self.missing_permissions or self.config_problems)
+
+
+@dataclass
 class RepoStatus:
     """The dashboard of one repository: its release (if any), stages, runs and running jobs."""
 
@@ -113,6 +132,8 @@ class RepoStatus:
     notice: str | None = None
     # The release dashboard's overall status (bot.dashboard.overall_status), when it has one.
     overall: str | None = None
+    # Set only when the GitHub App side has a problem to report.
+    app_problems: AppProblems | None = None
 
 
 @dataclass
@@ -163,9 +184,15 @@ class StatsView:
     failure_rate: float | None
     runs: int
     reruns: int
+    # Conclusions counted per attempt, per run (its latest attempt in the window) and per job;
+    # failing conclusions are summed under "failure".
     outcomes: dict[str, int]
     sparkline: str
     bucket_seconds: float
+    latest_outcomes: dict[str, int] = field(default_factory=dict)
+    job_outcomes: dict[str, int] = field(default_factory=dict)
+    # Failures in the window whose commit passed later, on a re-run or another run.
+    flaky_failures: int = 0
 
 
 @dataclass

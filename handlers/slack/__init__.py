@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from bot.render.slack import SlackMessage
 from bot.render.slack_messages import render_error, render_help, render_notice
 from handlers.github.context import HandlerContext
-from handlers.github.reactions import alerts
-from handlers.slack import live_status, profile, silences, stats, status, subscriptions
+from handlers.github.reactions import alerts, stuck_runs
+from handlers.slack import digest, live_status, profile, silences, stats, status, subscriptions
 from handlers.slack.access import Refusal
 from handlers.slack.arguments import ArgumentError, split_words
 from handlers.slack.context import CommandContext
@@ -58,6 +58,7 @@ COMMANDS: tuple[Command, ...] = (
         subscriptions.run_list,
     ),
     *(Command(*entry) for entry in silences.COMMAND_ENTRIES),
+    Command("digest", digest.USAGE, digest.SUMMARY, digest.run),
 )
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
 USAGE_LINE = "/release " + " | ".join(("help", *COMMANDS_BY_NAME))
@@ -66,6 +67,7 @@ USAGE_LINE = "/release " + " | ".join(("help", *COMMANDS_BY_NAME))
 REACTIONS: tuple[Callable[[HandlerContext, dict[str, Any]], Any], ...] = (
     live_status.react,
     alerts.react,
+    stuck_runs.react,
 )
 
 

@@ -17,16 +17,18 @@ from bot.render.slack_views import StatsView
 from handlers.slack.access import check_access, resolve_repository, visible_repositories
 from handlers.slack.arguments import ArgumentError, is_repository_word, parse_arguments
 from handlers.slack.context import CommandContext
-from storage import metrics, slack_queries
+from storage import incidents, metrics, slack_queries
 from storage import slack as slack_store
 from storage.models import MetricType
+from storage.slack_queries import AttemptRow
 from storage.types import utc_now
 
 NAMES = ("stats",)
 USAGE = "/release stats [METRIC] [OWNER/NAME] [--workflow W] [--branch B] [--since 30d]"
 SUMMARY = (
     "Count, mean, p50, p95, min, max and failure rate of a metric (default build_time), the change "
-    "against the previous window, a trend line, runs and re-runs, and outcomes."
+    "against the previous window, a trend line, runs and re-runs, attempt, latest-run and job "
+    "outcomes, and flaky failures."
 )
 METRICS = tuple(member.value for member in MetricType if member is not MetricType.CUSTOM)
 OPTIONS = {
@@ -165,6 +167,15 @@ def sparkline(
     )
 
 
+def fold_failures(outcomes: Counter[str]) -> dict[str, int]:
+    """Return conclusion counts with every failing conclusion (failure, timed_out, startup_failure) summed under "failure"."""
+    folded = {name: count for name, count in outcomes.items() if name not in FAILED_CONCLUSIONS}
+    folded["failure"] = sum(
+        count for name, count in outcomes.items() if name in FAILED_CONCLUSIONS
+    )
+    return folded
+
+
 def load_stats(
     session: Session, *, settings: Settings, team_id: str, channel_id: str, request: StatsRequest
 ) -> StatsView:
@@ -197,11 +208,35 @@ def load_stats(
         since=since,
         until=until,
     )
-    outcomes = Counter(attempt.conclusion or "unknown" for attempt in attempts)
-    failed = sum(
-        count for conclusion, count in outcomes.items() if conclusion in FAILED_CONCLUSIONS
-    )
+    outcomes = fold_failures(Counter(attempt.conclusion or "unknown" for attempt in attempts))
+    failed = outcomes["failure"]
     decided = failed + outcomes.get("success", 0)
+    latest: dict[int, AttemptRow] = {}
+    for attempt in attempts:
+        if attempt.run_id not in latest or attempt.attempt > latest[attempt.run_id].attempt:
+            latest[attempt.run_id] = attempt
+    latest_outcomes = fold_failures(
+        Counter(attempt.conclusion or "unknown" for attempt in latest.values())
+    )
+    job_outcomes = slack_queries.count_job_outcomes(
+        session=session,
+        repo=repo,
+        workflow=request.workflow,
+        branch=request.branch,
+        since=since,
+        until=until,
+    )
+    # NOTE: the flaky flag is set by the alert reaction, which records a failure only when a
+    # channel subscription or alert rule receives it, or when it is a release failure. Failures
+    # of a repository no channel follows are therefore not counted here.
+    flaky = incidents.count_flaky_failures(
+        session=session,
+        repo=repo,
+        workflow=request.workflow,
+        branch=request.branch,
+        since=since,
+        until=until,
+    )
     return StatsView(
         metric=request.metric,
         repo=repo,
@@ -215,7 +250,10 @@ def load_stats(
         failure_rate=failed / decided if decided else None,
         runs=len({attempt.run_id for attempt in attempts}),
         reruns=sum(1 for attempt in attempts if attempt.attempt > 1),
-        outcomes={**dict(outcomes), "failure": failed},
+        outcomes=outcomes,
+        latest_outcomes=latest_outcomes,
+        job_outcomes=fold_failures(Counter(job_outcomes)),
+        flaky_failures=flaky,
         sparkline=sparkline(points, since, until, SPARK_BUCKETS),
         bucket_seconds=length.total_seconds() / SPARK_BUCKETS,
     )

@@ -9,18 +9,19 @@ from bot.config import Settings
 from bot.render.slack import SlackMessage
 from bot.render.slack_messages import render_notice
 from bot.render.slack_runs import render_repo_list, render_repo_status
-from bot.render.slack_views import RepoLine, RepoStatus
+from bot.render.slack_views import AppProblems, RepoLine, RepoStatus
 from handlers.slack import run_data
 from handlers.slack.access import Refusal, check_access, resolve_repository
 from handlers.slack.arguments import ArgumentError, parse_arguments
 from handlers.slack.context import CommandContext
+from storage import github_app, slack_queries
 from storage import slack as slack_store
-from storage import slack_queries
 
 NAMES = ("status",)
 USAGE = "/release status [OWNER/NAME] [VERSION]"
 SUMMARY = (
-    "The release dashboard: stages, status, durations, who triggered it, links and running jobs. "
+    "The release dashboard: stages, status, durations, who triggered it, links and running jobs, "
+    "and GitHub App problems (blocked calls, missing permissions, an invalid .github/release-bot.yml). "
     "Without VERSION, the latest release; without a repository, every repository this channel follows."
 )
 # Release tags listed when an unknown version is asked for.
@@ -40,7 +41,21 @@ def load_status(
             f"recent releases: {', '.join(tags)}" if tags else "no release of it is recorded yet"
         )
         raise ArgumentError(f"unknown version {version!r} of {repo}: {known}", usage=USAGE)
+    status.app_problems = load_app_problems(session, repo)
     return status
+
+
+def load_app_problems(session: Session, repo: str) -> AppProblems | None:
+    """Return the repository's GitHub App problems (blocked calls, missing permissions, invalid
+    configuration file), or None when there is none."""
+    described = github_app.describe_repository(session=session, repo=repo)
+    problems = AppProblems(
+        installation_id=described.installation_id,
+        blocked_reason=described.blocked_reason,
+        missing_permissions=described.missing_permissions,
+        config_problems=described.config_problems,
+    )
+    return problems if problems.has_problems else None
 
 
 def load_followed(session: Session, *, team_id: str, channel_id: str) -> list[str]:

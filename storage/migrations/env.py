@@ -8,6 +8,8 @@ from storage import locks, models, outbox  # noqa: F401  (registers the tables o
 from storage import models_slack  # noqa: F401
 from storage import models_github_app  # noqa: F401
 from storage import models_alerts  # noqa: F401
+from storage import models_digest  # noqa: F401
+from storage import models_backfill  # noqa: F401
 from storage.db import create_db_engine
 
 config = context.config

@@ -211,3 +211,15 @@ def test_baseline_skips_fork_pull_request_runs(bot: BotClient) -> None:
 
     assert comparison.baseline_runs == 1
     assert {change.label: change.before for change in comparison.stages} == {"build": 100.0, "test": 50.0}
+
+
+def test_baseline_skips_runs_without_jobs(bot: BotClient) -> None:
+    send_run(bot, 40001, T0, 100, 50)
+    # Only the run's own event arrived; its job events were missed.
+    bot.send("workflow_run", workflow_run(40002, started=iso(T0 + timedelta(hours=1)), updated=iso(T0 + timedelta(hours=1, minutes=5))))
+    send_run(bot, 40010, T0 + timedelta(hours=5), 200, 60)
+
+    comparison = BuildProfiler.from_run(40010, engine=bot.app.state.engine).compare_to_baseline(last_n=20)
+
+    assert comparison.baseline_runs == 1
+    assert comparison.wall_before == 160.0

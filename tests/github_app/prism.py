@@ -36,6 +36,10 @@ OPERATIONS = (
     ("/repos/{owner}/{repo}/issues/comments/{comment_id}", "patch"),
     ("/repos/{owner}/{repo}/commits/{commit_sha}/pulls", "get"),
     ("/repos/{owner}/{repo}/contents/{path}", "get"),
+    ("/repos/{owner}/{repo}/installation", "get"),
+    ("/repos/{owner}/{repo}/actions/runs", "get"),
+    ("/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}", "get"),
+    ("/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs", "get"),
 )
 
 MULTI_SEGMENT_PATHS = {"/repos/{owner}/{repo}/contents/{path}": "/repos/{owner}/{repo}/contents/.github/{path}"}
@@ -113,6 +117,13 @@ def trim_description(description: dict[str, Any]) -> dict[str, Any]:
     # the same operation is also served under the one directory the bot reads from.
     for path, prefixed in MULTI_SEGMENT_PATHS.items():
         paths[prefixed] = paths[path]
+
+    # The `created` filter of the run list takes GitHub's search syntax for dates (such as
+    # `>=2024-06-01`), as the parameter's own description states, but its schema declares `date-time`,
+    # so Prism would reject every real query.
+    created = components.get("parameters", {}).get("created")
+    if created is not None:
+        components["parameters"]["created"] = {**created, "schema": {"type": "string"}}
 
     trimmed = {key: description[key] for key in ("openapi", "info", "servers")}
     trimmed["paths"] = paths

@@ -49,7 +49,7 @@ def test_unknown_command_shows_usage(slack: SlackDriver) -> None:
     text = all_text(slack.ask("deploy now"))
     assert "unknown command 'deploy'" in text
     assert (
-        "Usage: `/release help | status | stats | profile | subscribe | unsubscribe | subscriptions | silence | silences | unsilence`"
+        "Usage: `/release help | status | stats | profile | subscribe | unsubscribe | subscriptions | silence | silences | unsilence | digest`"
         in text
     )
 

@@ -1,9 +1,14 @@
-"""`/release stats`: statistics, runs and re-runs, outcomes, change against the previous window."""
+"""`/release stats`: statistics, runs and re-runs, attempt and job outcomes, flaky failures, change
+against the previous window."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import select
+
+from storage.models import Job, Step
 from tests.slack import payloads
 from tests.slack.conftest import SlackDriver, all_text
 
@@ -58,8 +63,10 @@ def test_stats_counts_runs_and_reruns(slack: SlackDriver) -> None:
     assert "*Min*\n1m 40s" in text
     assert "*Max*\n6m 40s" in text
     assert "*Runs*\n3 runs, 1 re-run" in text
-    assert "*Outcomes*\nsuccess 2 · failure 1 · skipped 0 · cancelled 1" in text
+    assert "*Attempt outcomes*\nsuccess 2 · failure 1 · skipped 0 · cancelled 1" in text
+    assert "*Latest outcome per run*\nsuccess 2 · failure 0 · skipped 0 · cancelled 1" in text
     assert "*Failure rate*\n33.3%" in text
+    assert "*Flaky failures*\n1" in text
     assert "mean +2m 30s (+150.0%), count +3 (1 before)" in text
     assert "*Trend* (mean per 1d 12h)\n`                  ▁█`" in text
 
@@ -111,3 +118,94 @@ def test_stats_unlinked_repository_refused(slack: SlackDriver) -> None:
     slack.install_widget_repos("widget")
     text = all_text(slack.ask("stats octo-org/widget"))
     assert "not linked to this Slack workspace" in text
+
+
+def test_stats_job_outcomes_never_negative(slack: SlackDriver) -> None:
+    linked(slack)
+    start = datetime.now(UTC) - timedelta(days=1)
+    send_run(slack, 31501, days_ago=1, seconds=312)
+    slack.bot.send(
+        "workflow_job",
+        payloads.workflow_job(
+            51501,
+            31501,
+            name="build",
+            created=iso(start),
+            started=iso(start),
+            completed=iso(start + timedelta(seconds=312)),
+        ),
+    )
+    # GitHub sends skipped jobs with completed_at a second before started_at.
+    slack.bot.send(
+        "workflow_job",
+        payloads.workflow_job(
+            51502,
+            31501,
+            name="lint",
+            conclusion="skipped",
+            created=iso(start),
+            started=iso(start + timedelta(seconds=10)),
+            completed=iso(start + timedelta(seconds=9)),
+        ),
+    )
+    slack.bot.send(
+        "workflow_job",
+        payloads.workflow_job(
+            51503,
+            31501,
+            name="deploy",
+            conclusion="cancelled",
+            created=iso(start),
+            started=iso(start + timedelta(seconds=1900)),
+            completed=iso(start + timedelta(seconds=100)),
+            steps=[
+                {
+                    "name": "Deploy",
+                    "status": "completed",
+                    "conclusion": "cancelled",
+                    "number": 1,
+                    "started_at": None,
+                    "completed_at": None,
+                }
+            ],
+        ),
+    )
+
+    stats = all_text(slack.ask("stats octo-org/widget"))
+    profile = all_text(slack.ask("profile octo-org/widget 31501"))
+
+    assert "*Job outcomes*\nsuccess 1 · failure 0 · skipped 1 · cancelled 1" in stats
+    assert "*Min*\n5m 12s" in stats
+    assert "*Max*\n5m 12s" in stats
+    for text in (stats, profile):
+        assert not re.search(r"(?<!\d)-\d", text), text
+    with slack.bot.session() as session:
+        durations = {job.name: job.duration_s for job in session.exec(select(Job)).all()}
+        step_durations = [step.duration_s for step in session.exec(select(Step)).all()]
+    assert durations == {"build": 312.0, "lint": 0.0, "deploy": 0.0}
+    assert step_durations == [None]
+
+
+def test_stats_rerun_latest_outcome_and_flaky(slack: SlackDriver) -> None:
+    linked(slack)
+    send_run(slack, 31601, days_ago=1, seconds=240, conclusion="failure")
+    send_run(slack, 31601, days_ago=0.9, seconds=312, attempt=2)
+
+    text = all_text(slack.ask("stats octo-org/widget"))
+
+    assert "*Runs*\n1 run, 1 re-run" in text
+    assert "*Attempt outcomes*\nsuccess 1 · failure 1 · skipped 0 · cancelled 0" in text
+    assert "*Latest outcome per run*\nsuccess 1 · failure 0 · skipped 0 · cancelled 0" in text
+    assert "*Flaky failures*\n1" in text
+    assert "*Count*\n2" in text
+    assert "*Failure rate*\n50.0%" in text
+
+
+def test_stats_failure_without_pass_not_flaky(slack: SlackDriver) -> None:
+    linked(slack)
+    send_run(slack, 31701, days_ago=1, seconds=240, conclusion="failure")
+
+    text = all_text(slack.ask("stats octo-org/widget"))
+
+    assert "*Flaky failures*\n0" in text
+    assert "*Latest outcome per run*\nsuccess 0 · failure 1 · skipped 0 · cancelled 0" in text

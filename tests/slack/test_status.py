@@ -1,9 +1,13 @@
-"""`/release status`: dashboards from stored facts, running jobs, releases, and escaping."""
+"""`/release status`: dashboards from stored facts, running jobs, releases, GitHub App problems,
+and escaping."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
+from bot.repo_config import parse_config
+from storage import github_app
 from tests.slack import payloads
 from tests.slack.conftest import SlackDriver, all_text, texts
 
@@ -292,3 +296,125 @@ def test_share_button_posts_in_channel(slack: SlackDriver) -> None:
     assert shared["response_type"] == "in_channel"
     assert shared["replace_original"] is False
     assert not [block for block in shared["blocks"] if block["type"] == "actions"]
+
+
+def test_app_missing_permission_shown(slack: SlackDriver) -> None:
+    linked(slack)
+    assert "*GitHub App*" not in all_text(slack.ask("status octo-org/widget"))
+
+    with slack.bot.session() as session:
+        github_app.record_missing_permission(
+            session=session,
+            installation_id=payloads.INSTALLATION_ID,
+            permission="pull_requests=write",
+            operation="create a pull request comment",
+        )
+        session.commit()
+    text = all_text(slack.ask("status octo-org/widget"))
+
+    assert "*GitHub App*" in text
+    assert (
+        ":warning: missing App permission *pull_requests: write* (needed to create a pull request "
+        "comment): grant it in the GitHub App's settings, then accept the new permissions on the "
+        "installation"
+    ) in text
+
+
+def test_app_blocked_calls_shown(slack: SlackDriver) -> None:
+    linked(slack)
+    with slack.bot.session() as session:
+        github_app.record_token_rejected(
+            session=session,
+            installation_id=payloads.INSTALLATION_ID,
+            error="GitHub rejected the token request of installation 424242 (HTTP 404)",
+        )
+        session.commit()
+
+    text = all_text(slack.ask("status octo-org/widget"))
+
+    assert (
+        ":no_entry: release-bot makes no GitHub calls for this repository: GitHub rejected the "
+        "token request of installation 424242 (HTTP 404)"
+    ) in text
+
+
+def test_app_invalid_config_shown(slack: SlackDriver) -> None:
+    linked(slack)
+    _, problems = parse_config('pr_comments:\n  enabled: maybe\n  "<!channel>": 1\n')
+    with slack.bot.session() as session:
+        github_app.store_repo_config_error(
+            session=session,
+            repo="octo-org/widget",
+            installation_id=payloads.INSTALLATION_ID,
+            problems=[asdict(problem) for problem in problems],
+            blob_sha="3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a",
+        )
+        session.commit()
+
+    answer = slack.ask("status octo-org/widget")
+    text = all_text(answer)
+
+    assert (
+        ":warning: invalid .github/release-bot.yml · key pr_comments.enabled: Input should be a "
+        "valid boolean (got 'maybe')"
+    ) in text
+    assert (
+        ":warning: invalid .github/release-bot.yml · key pr_comments.&lt;!channel&gt;: unknown key; "
+        "check its spelling against docs/repo-config.md"
+    ) in text
+    assert "The last valid configuration, or the defaults, stays in force" in text
+    for block_text in texts(answer):
+        assert "<!" not in block_text
+
+
+def test_app_deleted_installation_notice(slack: SlackDriver) -> None:
+    slack.install_widget_repos("widget", "gadget")
+    slack.ask("subscribe octo-org/widget")
+    slack.ask("subscribe octo-org/gadget")
+    with slack.bot.session() as session:
+        github_app.record_missing_permission(
+            session=session,
+            installation_id=payloads.INSTALLATION_ID,
+            permission="pull_requests=write",
+            operation="create a pull request comment",
+        )
+        session.commit()
+    slack.bot.send("installation", payloads.installation_deleted())
+
+    single = all_text(slack.ask("status octo-org/widget"))
+    listed = all_text(slack.ask("status"))
+
+    assert (
+        "The GitHub App is no longer installed for octo-org, so release-bot gets no new data for "
+        "octo-org/widget. Install the App on octo-org again to follow it."
+    ) in single
+    assert "*<https://github.com/octo-org/widget|octo-org/widget>* · the GitHub App is no longer installed for octo-org" in listed
+    for text in (single, listed):
+        assert "*GitHub App*" not in text
+        assert "pull_requests" not in text
+
+
+def test_app_many_problems_fit_limits(slack: SlackDriver) -> None:
+    linked(slack)
+    problems = [
+        {"file": ".github/release-bot.yml", "key": f"stages.build.jobs.{index}", "reason": "x" * 400}
+        for index in range(200)
+    ]
+    with slack.bot.session() as session:
+        github_app.store_repo_config_error(
+            session=session,
+            repo="octo-org/widget",
+            installation_id=payloads.INSTALLATION_ID,
+            problems=problems,
+            blob_sha=None,
+        )
+        session.commit()
+
+    answer = slack.ask("status octo-org/widget")
+    text = all_text(answer)
+
+    assert len(answer["blocks"]) <= 50
+    assert sum(len(block_text) for block_text in texts(answer)[1:]) <= 12_000
+    assert re.search(r"and \d+ more GitHub App problems", text)
+    assert "key stages.build.jobs.0:" in text
+    assert "*Running jobs:* 0" in text
