@@ -55,8 +55,8 @@ class BatchResult:
 def process_delivery(session: Session, settings: Settings, delivery: Delivery) -> DeliveryStatus:
     """Run one delivery's handler inside a savepoint; return the outcome.
 
-    A malformed payload or a handler error rolls back only this delivery's writes, marks it
-    invalid or failed and logs a WARNING with its id; the batch goes on.
+    A malformed payload or a handler error rolls back only this delivery's writes. The
+    delivery is marked invalid or failed with a WARNING naming its id, and the batch goes on.
     """
     handler = handler_for(delivery.event)
     if handler is None:
