@@ -16,7 +16,6 @@ import logging
 import smtplib
 import ssl
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -408,57 +407,3 @@ class Outcome:
     attempts: int
     error: str | None = None
     response: dict[str, Any] | None = None
-
-
-def deliver(
-    alert: AlertMessage,
-    channel: AlertChannel,
-    config: Mapping[str, Any],
-    *,
-    settings: Settings,
-    client: httpx.Client,
-    max_attempts: int,
-    base_backoff: float,
-    max_wait: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
-    """Send one alert with up to `max_attempts` tries; waits double from `base_backoff`, or follow Retry-After.
-
-    A Retry-After longer than `max_wait` seconds ends the tries, since a script should not
-    block that long.
-    """
-    # NOTE: sends in the calling thread; the durable outbox will call the same senders from its worker.
-    sender = SENDERS[channel]
-    extra = {"alert_id": alert.alert_id, "channel": channel.value}
-    for attempt in range(1, max_attempts + 1):
-        try:
-            response = sender(alert, config, settings, client)
-        except PermanentFailure as exc:
-            logger.warning("alert failed: %s", exc, extra=extra)
-            return Outcome(sent=False, attempts=attempt, error=str(exc))
-        except RetryLater as exc:
-            wait = (
-                exc.retry_after
-                if exc.retry_after is not None
-                else base_backoff * 2 ** (attempt - 1)
-            )
-            if attempt == max_attempts:
-                logger.warning("alert failed after %d attempts: %s", attempt, exc, extra=extra)
-                return Outcome(
-                    sent=False, attempts=attempt, error=f"gave up after {attempt} attempts: {exc}"
-                )
-            if wait > max_wait:
-                logger.warning(
-                    "alert throttled for %.0f s, not waiting: %s", wait, exc, extra=extra
-                )
-                return Outcome(
-                    sent=False,
-                    attempts=attempt,
-                    error=f"throttled for {wait:.0f} s (more than {max_wait:.0f} s): {exc}",
-                )
-            logger.info("alert send will be retried in %.1f s: %s", wait, exc, extra=extra)
-            sleep(wait)
-            continue
-        logger.info("alert sent", extra={**extra, "attempts": attempt})
-        return Outcome(sent=True, attempts=attempt, response=response)
-    raise AssertionError("unreachable: the loop returns on its last attempt")
