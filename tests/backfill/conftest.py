@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from bot import backfill
@@ -19,7 +17,8 @@ from bot.config import Settings
 from bot.github_client import GitHubApp
 from tests.backfill.fake_actions import FakeActions
 from tests.cli_support import isolate_settings, restored_logging
-from tests.github_app.conftest import API_URL, APP_ID, AppKey
+# The session's App key pair is shared with the GitHub App tests.
+from tests.github_app.conftest import API_URL, APP_ID, AppKey, app_key  # noqa: F401
 
 # Any fixed moment works; the fake clock starts here and moves only when the backfill sleeps.
 CLOCK_START = 1_764_000_000.0
@@ -38,19 +37,6 @@ class FakeClock:
 
     def time(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="session")
-def app_key() -> AppKey:
-    """A real 2048-bit RSA key pair for the App, generated once per test session."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-    return AppKey(private_pem, public_pem)
 
 
 @pytest.fixture
