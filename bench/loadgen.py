@@ -17,7 +17,7 @@ from bench.payloads import Delivery
 
 @dataclass
 class Outcome:
-    """What the client saw for one request: status, latency in seconds, time of the response."""
+    """Result of one request as the client saw it: status, latency in seconds, time of the response."""
 
     delivery_id: str
     status: int

@@ -80,7 +80,7 @@ def deliver_queued(
     """Send a queued alert with up to `max_attempts` tries; waits double from `base_backoff`, or follow Retry-After.
 
     A Retry-After longer than `max_wait` seconds ends the tries here, since a script should
-    not block that long; the row then waits in the outbox for that long.
+    not block that long. The row then waits in the outbox until the Retry-After has passed.
     """
     sender = SENDERS[channel]
     extra = {"alert_id": alert.alert_id, "channel": channel.value, "outbox_id": message_id}

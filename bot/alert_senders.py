@@ -364,7 +364,7 @@ def send_email(
         raise PermanentFailure(message, code=str(exc.smtp_code)) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         raise PermanentFailure(
-            f"SMTP server refused every recipient: {', '.join(exc.recipients)}"
+            f"SMTP server rejected every recipient: {', '.join(exc.recipients)}"
         ) from exc
     except ssl.SSLError as exc:
         raise PermanentFailure(

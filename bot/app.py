@@ -135,7 +135,7 @@ def ping_database(engine: object) -> bool:
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """Answer 422 with where and why a request is invalid, without echoing the input.
+    """Return 422 with where and why a request is invalid, without echoing the input.
 
     FastAPI's own handler echoes each invalid value, and a NaN or Infinity there cannot be
     encoded as JSON, so the request ended in a 500.

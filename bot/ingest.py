@@ -3,7 +3,7 @@
 While one transaction runs, the requests that arrive queue up; when it commits, the next
 transaction stores all of them with one multi-row INSERT. Every request still gets its response
 only after the transaction holding its delivery has committed. On SQLite this also keeps a single
-connection writing for the endpoint instead of one per thread-pool thread; on PostgreSQL it
+connection writing for the endpoint instead of one per thread-pool thread. On PostgreSQL it
 pays one commit (and one WAL flush) per batch instead of one per delivery.
 """
 

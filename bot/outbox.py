@@ -2,7 +2,7 @@
 
 Senders are registered by kind (`slack`, `github_comment`, `webhook`, `email`, ...). A sender
 returns the receiver's response fields (stored on the row) or raises RetryLater or
-PermanentFailure. Network errors and 5xx answers are retried with exponential backoff and
+PermanentFailure. Network errors and 5xx responses are retried with exponential backoff and
 jitter; a Retry-After holds back only the target that was throttled.
 """
 

@@ -1,7 +1,7 @@
 """Redelivery sweep: requests that GitHub send again the webhook deliveries the bot missed.
 
 GitHub does not retry a failed webhook delivery. The App's delivery list
-(`GET /app/hook/deliveries`, App JWT only) has one row per attempt, newest first; a successful
+(`GET /app/hook/deliveries`, App JWT only) has one row per attempt, newest first. A successful
 redelivery adds a row and keeps the original failed one. So the sweep reads the list back to
 the previous sweep's start minus an overlap, groups rows by `guid` (the `X-GitHub-Delivery`
 value), and asks for one redelivery of each guid that has no 2xx row and that the bot has not

@@ -172,7 +172,7 @@ def run_locked(job: ScheduledJob, engine: Engine, settings: Settings) -> str:
     try:
         with locks.job_lock(engine, f"job:{job.id}", lease=lease) as acquired:
             if not acquired:
-                logger.debug("scheduled job skipped: another process holds its lock", extra=extra)
+                logger.debug("scheduled job skipped: another process has its lock", extra=extra)
                 outcome = "skipped"
             else:
                 outcome = _run_held(job, engine, settings)

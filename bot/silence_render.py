@@ -65,7 +65,7 @@ def render_silenced(row: SilenceRow, duration_s: float) -> SlackMessage:
 
 
 def silence_line(row: SilenceRow, now: datetime) -> str:
-    """One silence as a line: its scope, its window and the failures it held back."""
+    """Render one silence as a line: its scope, its window and the failures it held back."""
     if row.ended_at is not None:
         state = f"ended {format_time(row.ended_at)}"
     elif row.expires_at <= now:

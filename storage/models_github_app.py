@@ -65,7 +65,7 @@ class RepoConfigState(SQLModel, table=True):
 
 class InstallationApiState(SQLModel, table=True):
     """What calling GitHub as one installation taught the bot: a rejected token request,
-    and App permissions GitHub said were missing (each reported once)."""
+    and App permissions GitHub reported missing (each reported once)."""
 
     __tablename__ = "github_installation_state"
 

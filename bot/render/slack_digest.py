@@ -141,7 +141,7 @@ def render_scheduled(
 
 
 def render_stopped(channel_id: str, removed: bool) -> SlackMessage:
-    """Confirm that a channel's digest was turned off, or say that it had none."""
+    """Confirm that a channel's digest was turned off, or report that it had none."""
     text = (
         f"{channel_ref(channel_id)} gets no more digests."
         if removed

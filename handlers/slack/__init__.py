@@ -111,7 +111,7 @@ def react_to_delivery(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         except OperationalError:
             savepoint.rollback()
             raise
-        except Exception:  # Broad on purpose: a Slack reaction must never lose the delivery's facts
+        except Exception:  # noqa: BLE001 - a failing Slack reaction must not lose the delivery's facts
             savepoint.rollback()
             logger.exception(
                 "slack reaction failed", extra=ctx.log_extra(reaction=reaction.__module__)

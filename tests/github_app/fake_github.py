@@ -3,7 +3,7 @@
 It checks the App authentication as GitHub does (the JWT's RS256 signature against the App's
 public key and its issuer, then the installation token on every other call), keeps issue
 comments, and serves the few routes the bot uses. Any other request is recorded in
-`unplanned` and answered 501; the fixture fails the test if any arrived.
+`unplanned` and gets a 501 response, and the fixture then fails the test.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ PAGE_1_LATER = sorted(
 
 @dataclass
 class FakeDeliveryApi:
-    """Answers the planned delivery list requests; any other request fails the test."""
+    """Respond to the planned delivery list requests; any other request fails the test."""
 
     public_key: rsa.RSAPublicKey
     first_page: list[dict[str, Any]] = field(default_factory=lambda: PAGE_1)
