@@ -16,7 +16,7 @@ from bot.api import require_token
 from bot.tracker import MetricPoint
 from storage import metrics
 from storage.db import session_scope
-from storage.models import MetricType
+from storage.models import Metric, MetricType
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def record_metric(request: Request) -> dict[str, Any] | JSONResponse:
 
     def store() -> dict[str, Any]:
         with session_scope(request.app.state.engine) as session:
-            row = metrics.upsert_metric(
+            metric_id = metrics.upsert_metric(
                 session=session,
                 name=point.name,
                 metric_type=point.type.value,
@@ -99,6 +99,7 @@ async def record_metric(request: Request) -> dict[str, Any] | JSONResponse:
                 timestamp=point.timestamp,
                 tags=point.tags,
             )
+            row = session.get_one(Metric, metric_id)
             return MetricPoint.from_row(row).to_dict()
 
     try:

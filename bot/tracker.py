@@ -102,7 +102,7 @@ class MetricsTracker:
         """
         type_value = metric_type_value(metric_type)
         with session_scope(self.engine) as session:
-            row = metrics.upsert_metric(
+            metric_id = metrics.upsert_metric(
                 session=session,
                 name=name,
                 metric_type=type_value,  # type: ignore[arg-type]
@@ -110,6 +110,7 @@ class MetricsTracker:
                 timestamp=timestamp,
                 tags=dict(tags) if isinstance(tags, Mapping) else tags,  # type: ignore[arg-type]
             )
+            row = session.get_one(Metric, metric_id)
             point = MetricPoint.from_row(row)
         logger.debug("metric recorded", extra={"metric_id": point.id, "metric_type": type_value})
         return point

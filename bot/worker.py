@@ -16,13 +16,15 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.errors import InvalidPayload
 from bot.observability import record_delivery_processed
-from handlers.github import handler_for
+from handlers.github import Handler, handler_for
 from handlers.github.context import HandlerContext
 from handlers.slack import react_to_delivery
 from storage import deliveries
+from storage.metrics import flush_pending_metrics
 from storage.db import background_engine, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
-from storage.prefetch import prefetch_facts
+from storage.prefetch import forget as forget_batch_facts
+from storage.prefetch import cached_payload, flush_pending_rows, prefetch_facts
 
 logger = logging.getLogger(__name__)
 
@@ -52,37 +54,65 @@ class BatchResult:
         return self.done + self.invalid + self.failed + self.ignored
 
 
-def process_delivery(session: Session, settings: Settings, delivery: Delivery) -> DeliveryStatus:
-    """Run one delivery's handler inside a savepoint; return the outcome.
+class NeedsSavepoints(Exception):
+    """A delivery failed in a batch run without savepoints, so the batch runs again with them."""
 
-    A malformed payload or a handler error rolls back only this delivery's writes. The
-    delivery is marked invalid or failed with a WARNING naming its id, and the batch goes on.
+
+def run_handlers(session: Session, settings: Settings, delivery: Delivery, handler: Handler) -> None:
+    """Parse a delivery, then run its handler and the reactions that concern it."""
+    payload = cached_payload(session, delivery)
+    if payload is None:
+        payload = json.loads(delivery.body)
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"the payload must be a JSON object, got {type(payload).__name__}")
+    context = HandlerContext(
+        session=session,
+        settings=settings,
+        delivery_id=delivery.delivery_id,
+        event=delivery.event,
+        action=delivery.action,
+    )
+    handler(context, payload)
+    react_to_delivery(context, payload)
+
+
+def process_delivery(
+    session: Session, settings: Settings, delivery: Delivery, *, savepoints: bool = True
+) -> DeliveryStatus:
+    """Run one delivery's handler; return the outcome.
+
+    With `savepoints`, the handler runs inside a savepoint: a malformed payload or a handler
+    error rolls back only this delivery's writes, the delivery is marked invalid or failed
+    with a WARNING naming its id, and the batch goes on. Without, any error but a database
+    outage raises NeedsSavepoints, and the caller runs the batch again with savepoints.
     """
     handler = handler_for(delivery.event)
     if handler is None:
         deliveries.mark_delivery(session=session, delivery=delivery, status=DeliveryStatus.IGNORED)
         return DeliveryStatus.IGNORED
 
+    if not savepoints:
+        try:
+            run_handlers(session, settings, delivery, handler)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handled again with savepoints
+            raise NeedsSavepoints(delivery.delivery_id) from exc
+        deliveries.mark_delivery(session=session, delivery=delivery, status=DeliveryStatus.DONE)
+        return DeliveryStatus.DONE
+
     extra = {"delivery_id": delivery.delivery_id, "event": delivery.event, "action": delivery.action}
     for attempt in (1, 2):
         savepoint = session.begin_nested()
         try:
-            payload = json.loads(delivery.body)
-            if not isinstance(payload, dict):
-                raise InvalidPayload(f"the payload must be a JSON object, got {type(payload).__name__}")
-            context = HandlerContext(
-                session=session,
-                settings=settings,
-                delivery_id=delivery.delivery_id,
-                event=delivery.event,
-                action=delivery.action,
-            )
-            handler(context, payload)
-            react_to_delivery(context, payload)
+            run_handlers(session, settings, delivery, handler)
+            flush_pending_metrics(session)
+            flush_pending_rows(session)
             session.flush()
             savepoint.commit()
         except (InvalidPayload, ValueError) as exc:
             savepoint.rollback()
+            forget_batch_facts(session)
             logger.warning("invalid payload: %s", exc, extra=extra)
             deliveries.mark_delivery(
                 session=session, delivery=delivery, status=DeliveryStatus.INVALID, error=str(exc)
@@ -92,6 +122,7 @@ def process_delivery(session: Session, settings: Settings, delivery: Delivery) -
             # Another replica inserted the same fact between our read and our write; the
             # second try reads its row and merges into it.
             savepoint.rollback()
+            forget_batch_facts(session)
             if attempt == 1:
                 logger.info("delivery retried after a concurrent insert: %s", exc.orig, extra=extra)
                 continue
@@ -102,9 +133,11 @@ def process_delivery(session: Session, settings: Settings, delivery: Delivery) -
             return DeliveryStatus.FAILED
         except OperationalError:
             savepoint.rollback()
+            forget_batch_facts(session)
             raise
         except Exception as exc:  # noqa: BLE001 - a handler bug must not stop the worker
             savepoint.rollback()
+            forget_batch_facts(session)
             logger.exception("delivery failed", extra=extra)
             deliveries.mark_delivery(
                 session=session, delivery=delivery, status=DeliveryStatus.FAILED, error=repr(exc)
@@ -124,33 +157,69 @@ def process_batch(
 ) -> BatchResult:
     """Claim pending deliveries, process them and commit once; return the counts.
 
-    The batch ends early, after the delivery in progress, once `should_yield` returns True.
+    The batch first runs without a savepoint per delivery, which cost about a fifth of the
+    processing time. If a delivery fails, everything rolls back and the batch runs again with
+    savepoints, so that only the failing delivery's writes are undone. The batch ends early,
+    after the delivery in progress, once `should_yield` returns True.
     """
+    try:
+        return run_batch(engine, settings, limit=limit, should_yield=should_yield, savepoints=False)
+    except NeedsSavepoints as exc:
+        logger.info("batch rolled back, processing it again with savepoints", extra={"delivery_id": exc.args[0]})
+    return run_batch(engine, settings, limit=limit, should_yield=should_yield, savepoints=True)
+
+
+def run_batch(
+    engine: Engine,
+    settings: Settings,
+    *,
+    limit: int,
+    should_yield: Callable[[], bool] | None,
+    savepoints: bool,
+) -> BatchResult:
+    """Claim pending deliveries, process them and commit once; return the counts."""
     result = BatchResult()
     started = time.monotonic()
     gate = sqlite_write_gate(engine)
+    outcomes: list[tuple[Delivery, DeliveryStatus]] = []
     with Session(background_engine(engine), expire_on_commit=False) as session:
         with session.begin():
             claimed = deliveries.claim_pending(session=session, limit=limit)
             # Kept referenced until the batch ends, so the session's cache holds them.
             prefetched = prefetch_facts(session=session, claimed=claimed)
             for delivery in claimed:
-                outcome = process_delivery(session, settings, delivery)
-                setattr(result, outcome.value, getattr(result, outcome.value) + 1)
-                logger.info(
-                    "delivery processed",
-                    extra={"delivery_id": delivery.delivery_id, "event": delivery.event, "outcome": outcome.value},
-                )
-                record_delivery_processed(delivery.event, outcome.value)
+                outcome = process_delivery(session, settings, delivery, savepoints=savepoints)
+                outcomes.append((delivery, outcome))
                 if time.monotonic() - started > BATCH_SECONDS:
                     break
                 if gate is not None and gate.has_waiters:
                     break
                 if should_yield is not None and should_yield():
                     break
+            if not savepoints:
+                flush_or_retry(session, outcomes)
     del prefetched
+
+    for delivery, outcome in outcomes:
+        setattr(result, outcome.value, getattr(result, outcome.value) + 1)
+        logger.info(
+            "delivery processed",
+            extra={"delivery_id": delivery.delivery_id, "event": delivery.event, "outcome": outcome.value},
+        )
+        record_delivery_processed(delivery.event, outcome.value)
     result.seconds = time.monotonic() - started
     return result
+
+
+def flush_or_retry(session: Session, outcomes: list[tuple[Delivery, DeliveryStatus]]) -> None:
+    """Write a batch's pending changes; an integrity error means running it with savepoints."""
+    try:
+        flush_pending_metrics(session)
+        flush_pending_rows(session)
+        session.flush()
+    except IntegrityError as exc:
+        first = outcomes[0][0].delivery_id if outcomes else None
+        raise NeedsSavepoints(first) from exc
 
 
 def isolate_oldest_delivery(engine: Engine, settings: Settings) -> None:

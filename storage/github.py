@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlmodel import Session, SQLModel
 
+from storage import prefetch
 from storage.models import (
     CheckSuite,
     Deployment,
@@ -29,13 +30,19 @@ DEPLOYMENT_FINAL_STATES = frozenset({"success", "failure", "error"})
 
 
 def upsert_row(session: Session, model: type[RowT], key: Any, values: dict[str, Any]) -> RowT:
-    """Create or update a row by primary key with every known value."""
-    row = session.get(model, key)
+    """Create or update a row by primary key with every known value.
+
+    `updated_at` moves only when a value changed, so a delivery that repeats what is stored
+    (every `workflow_job` repeats its repository) writes nothing.
+    """
+    row = prefetch.get_row(session, model, key)
     if row is None:
         fitted = fit_to_columns(model, values)
         row = model(**{name: value for name, value in fitted.items() if value is not None})
-    else:
-        merge_fields(row, values, forward=True)
+        prefetch.note_row_stored(session, row)
+        session.add(row)
+    elif not merge_fields(row, values, forward=True):
+        return row
     if hasattr(row, "updated_at"):
         row.updated_at = utc_now()  # type: ignore[attr-defined]
     session.add(row)
@@ -50,7 +57,7 @@ def upsert_installation(
     Deleted is final: GitHub gives a reinstalled App a new installation id, so an event that
     would make a deleted installation active again is a late or repeated delivery.
     """
-    stored = session.get(Installation, installation_id)
+    stored = prefetch.get_row(session, Installation, installation_id)
     if stored is not None and stored.status == "deleted":
         status = None
     values = {"id": installation_id, "status": status, **fields}
@@ -79,7 +86,7 @@ def upsert_repository(
 
 def get_installation(*, session: Session, installation_id: int) -> Installation | None:
     """Return a stored installation."""
-    return session.get(Installation, installation_id)
+    return prefetch.get_row(session, Installation, installation_id)
 
 
 def upsert_pull_request(*, session: Session, pull_request_id: int, **fields: Any) -> PullRequest:

@@ -18,9 +18,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, bindparam, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Date, Select, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -92,35 +93,84 @@ class Totals:
                 setattr(self, name, theirs if mine is None else pick(mine, theirs))
 
 
-def _insert(session: Session) -> Any:
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def add_point(session: Session, *, metric_type: str, repo: str | None, timestamp: datetime, value: float) -> None:
-    """Count a new point in its day's rollup and histogram bucket.
+    """Count a new point in its day's rollup and histogram bucket."""
+    add_points(session, [(metric_type, repo, timestamp, value)])
+
+
+def add_points(session: Session, points: Sequence[tuple[str, str | None, datetime, float]]) -> None:
+    """Count new points, given as (metric type, repo, timestamp, value), in their rollups and buckets.
+
+    The points are summed per rollup and per bucket first, so that a batch costs three
+    statements (the rollups, their ids, the buckets) whatever its size.
 
     NOTE: every transaction that writes a point updates the rollup row of its metric type, repo
-    and day. On PostgreSQL, replicas writing the same repo therefore wait for each other. Two
-    batches that update rollups in opposite orders can deadlock; PostgreSQL then aborts one,
-    and the worker retries its batch.
+    and day. On PostgreSQL, replicas writing the same repo therefore wait for each other. The
+    rows are written in key order, so two batches do not lock them in opposite orders. If
+    PostgreSQL still reports a deadlock, the worker retries its batch.
     """
-    insert = _insert(session)
-    is_postgresql = session.get_bind().dialect.name == "postgresql"
+    rollups: dict[tuple[str, str, date], Totals] = {}
+    buckets: dict[tuple[str, str, date], dict[int, int]] = {}
+    for metric_type, repo, timestamp, value in points:
+        key = (metric_type, repo or "", day_of(timestamp))
+        rollups.setdefault(key, Totals()).add(Totals(1, value, value * value, value, value))
+        counts = buckets.setdefault(key, {})
+        bucket = value_bucket(value)
+        counts[bucket] = counts.get(bucket, 0) + 1
+    if not rollups:
+        return
+
+    keys = sorted(rollups)
+    rollup_statement, bucket_statement = add_point_statements(session.get_bind().dialect.name)
+    connection = session.connection()
+    connection.execute(
+        rollup_statement,
+        [
+            {
+                "metric_type": key[0],
+                "repo": key[1],
+                "day": key[2],
+                "count": rollups[key].count,
+                "total": rollups[key].total,
+                "total_squares": rollups[key].total_squares,
+                "min_value": rollups[key].minimum,
+                "max_value": rollups[key].maximum,
+            }
+            for key in keys
+        ],
+    )
+    ids = {
+        (row.metric_type, row.repo, row.day): row.id
+        for row in connection.execute(
+            select(ROLLUP.c.id, ROLLUP.c.metric_type, ROLLUP.c.repo, ROLLUP.c.day).where(
+                tuple_(ROLLUP.c.metric_type, ROLLUP.c.repo, ROLLUP.c.day).in_(keys)
+            )
+        )
+    }
+    connection.execute(
+        bucket_statement,
+        [
+            {"rollup_id": ids[key], "bucket": bucket, "count": count}
+            for key in keys
+            for bucket, count in sorted(buckets[key].items())
+        ],
+    )
+
+
+@cache
+def add_point_statements(dialect_name: str) -> tuple[Any, Any]:
+    """Return the upserts of a rollup row and of a bucket row, built once.
+
+    Both take their values as execution parameters, so a point costs no statement building.
+    """
+    is_postgresql = dialect_name == "postgresql"
+    insert = postgresql_insert if is_postgresql else sqlite_insert
     least = func.least if is_postgresql else func.min
     greatest = func.greatest if is_postgresql else func.max
 
-    statement = insert(ROLLUP).values(
-        metric_type=metric_type,
-        repo=repo or "",
-        day=day_of(timestamp),
-        count=1,
-        total=value,
-        total_squares=value * value,
-        min_value=value,
-        max_value=value,
-    )
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
+    rollup = insert(ROLLUP)
+    excluded = rollup.excluded
+    rollup = rollup.on_conflict_do_update(
         index_elements=["metric_type", "repo", "day"],
         set_={
             "count": ROLLUP.c.count + excluded.count,
@@ -129,15 +179,13 @@ def add_point(session: Session, *, metric_type: str, repo: str | None, timestamp
             "min_value": least(func.coalesce(ROLLUP.c.min_value, excluded.min_value), excluded.min_value),
             "max_value": greatest(func.coalesce(ROLLUP.c.max_value, excluded.max_value), excluded.max_value),
         },
-    ).returning(ROLLUP.c.id)
-    rollup_id = session.execute(statement).scalar_one()
-
-    bucket_statement = insert(BUCKET).values(rollup_id=rollup_id, bucket=value_bucket(value), count=1)
-    bucket_statement = bucket_statement.on_conflict_do_update(
-        index_elements=["rollup_id", "bucket"],
-        set_={"count": BUCKET.c.count + bucket_statement.excluded.count},
     )
-    session.execute(bucket_statement)
+    bucket = insert(BUCKET)
+    bucket = bucket.on_conflict_do_update(
+        index_elements=["rollup_id", "bucket"],
+        set_={"count": BUCKET.c.count + bucket.excluded.count},
+    )
+    return rollup, bucket
 
 
 def remove_point(

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
-from storage import metric_rollups
+from storage import metric_rollups, prefetch
 from storage.metric_filter import COLUMN_TAGS, MetricFilter, as_utc
 from storage.metric_stats import EMPTY_STATISTICS, PERCENTILES, calculate_statistics
 from storage.models import Metric, MetricType
@@ -34,6 +34,14 @@ __all__ = [
     "upsert_metric",
     "validate_value",
 ]
+
+POINT = Metric.__table__  # type: ignore[attr-defined]
+STORED_BY_SOURCE_KEYS = select(
+    POINT.c.id, POINT.c.source_key, POINT.c.metric_type, POINT.c.repo, POINT.c.timestamp, POINT.c.value
+).where(POINT.c.source_key.in_(bindparam("source_keys", expanding=True)))
+MAX_KEYS_PER_QUERY = 500
+INSERT_POINT = insert(POINT).returning(POINT.c.id)
+UPDATE_POINT = update(POINT).where(POINT.c.id == bindparam("point_id"))
 
 # Column sizes of `metric`; longer values would fail on PostgreSQL.
 MAX_NAME_LENGTH = 200
@@ -92,6 +100,34 @@ def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
+def point_values(
+    *,
+    name: str,
+    metric_type: str,
+    value: float,
+    timestamp: datetime | None,
+    tags: dict[str, str] | None,
+    source_key: str | None,
+) -> dict[str, Any]:
+    """Return a point's column values, or raise ValueError naming an invalid argument."""
+    name = validate_name(name)
+    metric_type = validate_metric_type(metric_type)
+    number = validate_value(value)
+    tags = validate_tags(tags)
+    if timestamp is not None and not isinstance(timestamp, datetime):
+        raise ValueError(f"invalid timestamp {timestamp!r}: expected a datetime")
+    return {
+        "name": name,
+        "metric_type": metric_type,
+        "value": number,
+        "value_bucket": metric_rollups.value_bucket(number),
+        "timestamp": as_utc(timestamp) or utc_now(),
+        "tags": tags,
+        "source_key": source_key,
+        **{column: tags.get(column) for column in COLUMN_TAGS},
+    }
+
+
 def upsert_metric(
     *,
     session: Session,
@@ -101,49 +137,100 @@ def upsert_metric(
     timestamp: datetime | None = None,
     tags: dict[str, str] | None = None,
     source_key: str | None = None,
-) -> Metric:
-    """Record a metric point; a point with the same source key is updated, not duplicated.
+) -> int:
+    """Record a metric point and return its id; a point with the same source key is updated.
 
     Raises ValueError naming the value when the name, type, value, tags or timestamp are invalid.
+    `session.get(Metric, id)` reads the point back.
     """
-    name = validate_name(name)
-    metric_type = validate_metric_type(metric_type)
-    number = validate_value(value)
-    tags = validate_tags(tags)
-    if timestamp is not None and not isinstance(timestamp, datetime):
-        raise ValueError(f"invalid timestamp {timestamp!r}: expected a datetime")
-    moment = as_utc(timestamp) or utc_now()
+    values = point_values(
+        name=name, metric_type=metric_type, value=value, timestamp=timestamp, tags=tags, source_key=source_key
+    )
+    return write_points(session, [values])[0]
 
-    metric = None
-    if source_key is not None:
-        metric = session.scalars(select(Metric).where(Metric.source_key == source_key)).first()
-    previous = None
-    if metric is None:
-        metric = Metric(name=name, metric_type=metric_type, value=number, source_key=source_key)
+
+def record_metric(
+    *,
+    session: Session,
+    name: str,
+    metric_type: str,
+    value: float,
+    timestamp: datetime | None = None,
+    tags: dict[str, str] | None = None,
+    source_key: str | None = None,
+) -> None:
+    """Record a point derived from a webhook, like `upsert_metric` but without returning its id.
+
+    In a worker batch the point is validated now and written by `flush_pending_metrics`, with
+    the batch's other points: a point alone cost four statements, and on PostgreSQL each is a
+    round trip to the server.
+    """
+    values = point_values(
+        name=name, metric_type=metric_type, value=value, timestamp=timestamp, tags=tags, source_key=source_key
+    )
+    facts = prefetch.batch_facts(session)
+    if facts is None:
+        write_points(session, [values])
     else:
-        previous = (metric.metric_type, metric.repo, as_utc(metric.timestamp), metric.value)
+        facts.pending_points.append(values)
 
-    metric.name = name
-    metric.metric_type = metric_type
-    metric.value = number
-    metric.value_bucket = metric_rollups.value_bucket(number)
-    metric.timestamp = moment
-    metric.tags = tags
-    for column in COLUMN_TAGS:
-        setattr(metric, column, tags.get(column))
-    session.add(metric)
-    session.flush()
 
-    current = (metric.metric_type, metric.repo, moment, metric.value)
-    if previous == current:
-        return metric
-    if previous is not None:
-        old_type, old_repo, old_time, old_value = previous
+def flush_pending_metrics(session: Session) -> None:
+    """Write the points that `record_metric` holds for the batch."""
+    facts = prefetch.batch_facts(session)
+    if facts is not None and facts.pending_points:
+        points, facts.pending_points = facts.pending_points, []
+        write_points(session, points)
+
+
+def write_points(session: Session, points: list[dict[str, Any]]) -> list[int]:
+    """Insert or update points by source key, keep their rollups current; return the ids written.
+
+    A source key given twice keeps the last point, as writing them in turn would. A point that
+    changed is taken out of its old rollup before it counts in the new one. Statements go to
+    the session's connection, without the ORM layer or an autoflush: points are never written
+    through ORM objects.
+    """
+    connection = session.connection()
+    latest: dict[str, dict[str, Any]] = {}
+    unkeyed: list[dict[str, Any]] = []
+    for point in points:
+        if point["source_key"] is None:
+            unkeyed.append(point)
+        else:
+            latest[point["source_key"]] = point
+    stored: dict[str, Any] = {}
+    keys = list(latest)
+    for start in range(0, len(keys), MAX_KEYS_PER_QUERY):
+        chunk = keys[start : start + MAX_KEYS_PER_QUERY]
+        for row in connection.execute(STORED_BY_SOURCE_KEYS, {"source_keys": chunk}):
+            stored[row.source_key] = row
+
+    new = unkeyed + [point for key, point in latest.items() if key not in stored]
+    ids: list[int] = []
+    if len(new) == 1:
+        ids.append(int(connection.execute(INSERT_POINT, new[0]).scalar_one()))
+    elif new:
+        # Ids come back only for a single point, which is what `upsert_metric` writes.
+        connection.execute(insert(POINT), new)
+    counted = list(new)
+    changed = [(point, stored[key]) for key, point in latest.items() if key in stored]
+    if changed:
+        connection.execute(UPDATE_POINT, [{**point, "point_id": row.id} for point, row in changed])
+    for point, row in changed:
+        ids.append(int(row.id))
+        previous = (row.metric_type, row.repo, as_utc(row.timestamp), row.value)
+        if previous == (point["metric_type"], point["repo"], point["timestamp"], point["value"]):
+            continue
+        old_time = previous[2] or point["timestamp"]
         metric_rollups.remove_point(
-            session, metric_type=old_type, repo=old_repo, timestamp=old_time or moment, value=old_value
+            session, metric_type=row.metric_type, repo=row.repo, timestamp=old_time, value=row.value
         )
-    metric_rollups.add_point(session, metric_type=metric_type, repo=metric.repo, timestamp=moment, value=number)
-    return metric
+        counted.append(point)
+    metric_rollups.add_points(
+        session, [(point["metric_type"], point["repo"], point["timestamp"], point["value"]) for point in counted]
+    )
+    return ids
 
 
 def list_metrics(*, session: Session, metric_filter: MetricFilter, limit: int | None = None) -> list[Metric]:

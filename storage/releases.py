@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from storage.metric_filter import as_utc
+from storage.jobs import JobRecord
 from storage.models import Job
 from storage.models_release import PublishStatus, ReleaseDashboard, ReleaseStage
 from storage.runs import seconds_between
@@ -178,7 +179,7 @@ def set_stage_status(
     return stage
 
 
-def apply_job(stage: ReleaseStage, job: Job) -> None:
+def apply_job(stage: ReleaseStage, job: Job | JobRecord) -> None:
     """Copy a job's state onto the stage that follows it."""
     status = job_status(job.status, job.conclusion)
     stage.job_id = job.id
@@ -193,7 +194,7 @@ def apply_job(stage: ReleaseStage, job: Job) -> None:
     stage.updated_at = utc_now()
 
 
-def record_job_stage(*, session: Session, dashboard: ReleaseDashboard, job: Job, workflow_name: str | None) -> ReleaseStage | None:
+def record_job_stage(*, session: Session, dashboard: ReleaseDashboard, job: Job | JobRecord, workflow_name: str | None) -> ReleaseStage | None:
     """Make a job a stage of a dashboard; return the stage, or None for a superseded attempt's job.
 
     The stage is named after the job. A re-run's job (same run, later attempt) takes over its
@@ -223,7 +224,7 @@ def record_job_stage(*, session: Session, dashboard: ReleaseDashboard, job: Job,
     return stage
 
 
-def _claim_stage(session: Session, dashboard: ReleaseDashboard, name: str, job: Job) -> ReleaseStage:
+def _claim_stage(session: Session, dashboard: ReleaseDashboard, name: str, job: Job | JobRecord) -> ReleaseStage:
     """Return the stage of that name for this job, adding the job id if another job has the name."""
     name = name[:MAX_STAGE_LENGTH]
     stage = _stage_by_name(session, dashboard.id, name)  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
 
 def record_deployment_metric(ctx: HandlerContext, deployment: Deployment, run: dict[str, Any]) -> None:
     """Record the time from a deployment's creation to its final status."""
-    metrics.upsert_metric(
+    metrics.record_metric(
         session=ctx.session,
         name=MetricType.DEPLOYMENT_TIME.value,
         metric_type=MetricType.DEPLOYMENT_TIME.value,

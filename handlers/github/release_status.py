@@ -14,7 +14,8 @@ import re
 from sqlalchemy import or_, select
 
 from handlers.github.context import HandlerContext, classify_stage
-from storage import releases
+from storage import releases, runs
+from storage.jobs import JobRecord
 from storage.models import Job, Release, Tag, WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 VERSION_LIKE = re.compile(r"^[vV]?\d+(\.\d+)+([-+.][0-9A-Za-z.-]+)?$")
 
 
-def is_release_workflow(ctx: HandlerContext, job: Job, run: WorkflowRun | None) -> bool:
+def is_release_workflow(ctx: HandlerContext, job: Job | JobRecord, run: WorkflowRun | None) -> bool:
     """Tell whether a job belongs to a release or publish workflow."""
     workflow_name = job.workflow_name or (run.workflow_name if run else None)
     if classify_stage(ctx.settings, workflow_name) == "publish":
@@ -51,9 +52,9 @@ def release_version(ctx: HandlerContext, repo: str, ref: str | None, run: Workfl
     return None
 
 
-def record_job_stage(ctx: HandlerContext, job: Job) -> None:
+def record_job_stage(ctx: HandlerContext, job: Job | JobRecord) -> None:
     """Record a job of a release workflow as a stage of its release's dashboard."""
-    run = ctx.session.get(WorkflowRun, job.run_id)
+    run = runs.get_run(ctx.session, job.run_id)
     if not is_release_workflow(ctx, job, run):
         return
     found = release_version(ctx, job.repo, job.head_branch or (run.head_branch if run else None), run)

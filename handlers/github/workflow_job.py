@@ -16,8 +16,9 @@ from handlers.github.payload import (
     require_object,
 )
 from handlers.github.release_status import record_job_stage
-from storage import metrics, runs
-from storage.models import Job, MetricType
+from storage import jobs, metrics, runs
+from storage.jobs import JobRecord
+from storage.models import MetricType
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         head_branch=optional_str(job_payload, "head_branch"),
         head_sha=optional_str(job_payload, "head_sha"),
     )
-    facts = runs.JobFacts(
+    facts = jobs.JobFacts(
         id=job_id,
         run_id=run_id,
         run_attempt=optional_int(job_payload, "run_attempt", maximum=MAX_COUNTER) or 1,
@@ -66,11 +67,11 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         html_url=optional_str(job_payload, "html_url"),
         steps=read_steps(job_payload),
     )
-    job, _ = runs.upsert_job(session=ctx.session, facts=facts)
+    job, _ = jobs.upsert_job(session=ctx.session, facts=facts)
     attempt = runs.get_attempt(session=ctx.session, run_id=run_id, attempt=job.run_attempt)
     if job.status != "completed" and attempt is not None and attempt.status == "completed":
         # The queued event came after its run completed; the job can no longer start.
-        runs.close_unstarted_jobs(
+        jobs.close_unstarted_jobs(
             session=ctx.session, run_id=run_id, attempt=job.run_attempt, conclusion=attempt.conclusion
         )
     record_job_stage(ctx, job)
@@ -78,7 +79,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         record_job_metrics(ctx, job)
 
 
-def read_steps(job_payload: dict[str, Any]) -> list[runs.StepFacts]:
+def read_steps(job_payload: dict[str, Any]) -> list[jobs.StepFacts]:
     """Read the `steps` list, skipping entries without a number (skipped work may carry nulls)."""
     steps = []
     for entry in optional_list(job_payload, "steps"):
@@ -88,7 +89,7 @@ def read_steps(job_payload: dict[str, Any]) -> list[runs.StepFacts]:
         if number is None:
             continue
         steps.append(
-            runs.StepFacts(
+            jobs.StepFacts(
                 number=number,
                 name=optional_str(entry, "name") or f"step {number}",
                 status=optional_str(entry, "status"),
@@ -100,7 +101,7 @@ def read_steps(job_payload: dict[str, Any]) -> list[runs.StepFacts]:
     return steps
 
 
-def record_job_metrics(ctx: HandlerContext, job: Job) -> None:
+def record_job_metrics(ctx: HandlerContext, job: JobRecord) -> None:
     """Record queue time, and test or publish time for jobs of those stages."""
     tags = {
         "repo": job.repo,
@@ -112,7 +113,7 @@ def record_job_metrics(ctx: HandlerContext, job: Job) -> None:
         "attempt": str(job.run_attempt),
     }
     if job.queue_s is not None:
-        metrics.upsert_metric(
+        metrics.record_metric(
             session=ctx.session,
             name=MetricType.QUEUE_TIME.value,
             metric_type=MetricType.QUEUE_TIME.value,
@@ -127,7 +128,7 @@ def record_job_metrics(ctx: HandlerContext, job: Job) -> None:
     stage_metric = {"test": MetricType.TEST_DURATION, "publish": MetricType.PUBLISH_TIME}.get(stage or "")
     workflow_stage = classify_stage(ctx.settings, job.workflow_name)
     if stage_metric is not None and job.duration_s is not None and workflow_stage != stage:
-        metrics.upsert_metric(
+        metrics.record_metric(
             session=ctx.session,
             name=stage_metric.value,
             metric_type=stage_metric.value,

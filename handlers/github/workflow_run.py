@@ -19,7 +19,7 @@ from handlers.github.payload import (
     require_object,
 )
 from handlers.github.reactions import pr_comment
-from storage import metrics, runs
+from storage import jobs, metrics, runs
 from storage.models import MetricType, RunAttempt, WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         ),
     )
     if attempt.status == "completed":
-        closed = runs.close_unstarted_jobs(
+        closed = jobs.close_unstarted_jobs(
             session=ctx.session, run_id=run_id, attempt=attempt_number, conclusion=attempt.conclusion
         )
         if closed:
@@ -111,7 +111,7 @@ def record_run_metrics(ctx: HandlerContext, run: WorkflowRun, attempt: RunAttemp
     }
     key = f"run:{run.id}:{attempt.attempt}"
     observe_build_duration(run.repo, run.workflow_name or "", attempt.duration_s)
-    metrics.upsert_metric(
+    metrics.record_metric(
         session=ctx.session,
         name=MetricType.BUILD_TIME.value,
         metric_type=MetricType.BUILD_TIME.value,
@@ -123,7 +123,7 @@ def record_run_metrics(ctx: HandlerContext, run: WorkflowRun, attempt: RunAttemp
     stage = classify_stage(ctx.settings, run.workflow_name)
     stage_metric = {"test": MetricType.TEST_DURATION, "publish": MetricType.PUBLISH_TIME}.get(stage or "")
     if stage_metric is not None:
-        metrics.upsert_metric(
+        metrics.record_metric(
             session=ctx.session,
             name=stage_metric.value,
             metric_type=stage_metric.value,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.render.slack import SlackMessage
 from bot.render.slack_messages import render_error, render_help, render_notice
@@ -63,11 +63,19 @@ COMMANDS: tuple[Command, ...] = (
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
 USAGE_LINE = "/release " + " | ".join(("help", *COMMANDS_BY_NAME))
 
+@dataclass(frozen=True)
+class Reaction:
+    """A reaction to processed deliveries, and the test of whether a delivery concerns it."""
+
+    run: Callable[[HandlerContext, dict[str, Any]], Any]
+    wants: Callable[[HandlerContext], bool]
+
+
 # Reactions run after a delivery's handler, in its transaction; see react_to_delivery.
-REACTIONS: tuple[Callable[[HandlerContext, dict[str, Any]], Any], ...] = (
-    live_status.react,
-    alerts.react,
-    stuck_runs.react,
+REACTIONS: tuple[Reaction, ...] = (
+    Reaction(live_status.react, live_status.wants),
+    Reaction(alerts.react, alerts.wants),
+    Reaction(stuck_runs.react, stuck_runs.wants),
 )
 
 
@@ -98,21 +106,24 @@ async def dispatch(ctx: CommandContext, text: str) -> SlackMessage:
 
 
 def react_to_delivery(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    """Run the Slack reactions to a processed delivery, each in its own savepoint.
+    """Run the reactions that concern a processed delivery, each in its own savepoint.
 
     A failing reaction is logged and rolled back alone: the facts of the delivery stay stored.
+    A database error is not a reaction's fault and goes up to the worker. That includes an
+    IntegrityError from another replica inserting the same row, after which the worker
+    processes the delivery once more.
     """
     for reaction in REACTIONS:
+        if not reaction.wants(ctx):
+            continue
         savepoint = ctx.session.begin_nested()
         try:
-            reaction(ctx, payload)
+            reaction.run(ctx, payload)
             ctx.session.flush()
             savepoint.commit()
-        except OperationalError:
+        except (OperationalError, IntegrityError):
             savepoint.rollback()
             raise
-        except Exception:  # noqa: BLE001 - a failing Slack reaction must not lose the delivery's facts
+        except Exception:  # noqa: BLE001 - a failing reaction must not lose the delivery's facts
             savepoint.rollback()
-            logger.exception(
-                "slack reaction failed", extra=ctx.log_extra(reaction=reaction.__module__)
-            )
+            logger.exception("reaction failed", extra=ctx.log_extra(reaction=reaction.run.__module__))

@@ -60,9 +60,14 @@ def run_id_of(event: str, payload: dict[str, Any]) -> int | None:
     return optional_int(optional_object(payload, "workflow_job"), "run_id")
 
 
+def wants(ctx: HandlerContext) -> bool:
+    """Tell whether `react` can do anything for this delivery."""
+    return ctx.event in EVENTS and is_slack_configured(ctx.settings)
+
+
 def react(ctx: HandlerContext, payload: dict[str, Any]) -> int:
     """Queue live status updates for the channels following a release run; return how many."""
-    if ctx.event not in EVENTS or not is_slack_configured(ctx.settings):
+    if not wants(ctx):
         return 0
     run_id = run_id_of(ctx.event, payload)
     run = queries.get_run(session=ctx.session, run_id=run_id) if run_id is not None else None

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot import worker as worker_module
+from handlers import slack as slack_handlers
 from storage.models import Delivery, Job
 from tests.conftest import BotClient
 
@@ -42,3 +44,28 @@ def test_batch_error_isolates_one_delivery(bot: BotClient, monkeypatch: pytest.M
     assert statuses["healthy-2"] == "done"
     assert statuses["poison"] == "failed"
     assert job_ids == {1, 3}
+
+
+def test_reaction_integrity_error_reaches_the_worker_retry(bot: BotClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another replica inserting the same row shows up in a reaction as an IntegrityError. The
+    # worker answers it by processing the delivery once more, so the reaction must not swallow it.
+    calls: list[str] = []
+
+    def collides_twice(ctx: Any, payload: dict[str, Any]) -> None:
+        calls.append(ctx.delivery_id)
+        if len(calls) <= 2:
+            raise IntegrityError("INSERT INTO alert_failure ...", {}, Exception("duplicate key"))
+
+    reaction = slack_handlers.Reaction(collides_twice, lambda ctx: ctx.event == "workflow_job")
+    monkeypatch.setattr(slack_handlers, "REACTIONS", (reaction,))
+
+    bot.send("workflow_job", job_payload(1), delivery_id="collides")
+
+    with bot.session() as session:
+        delivery = session.scalars(select(Delivery).where(Delivery.delivery_id == "collides")).one()
+        job_ids = set(session.scalars(select(Job.id)).all())
+    assert delivery.status == "done"
+    assert job_ids == {1}
+    # The batch without savepoints fails and runs again with them, where the delivery's first
+    # try fails and its second passes.
+    assert calls == ["collides", "collides", "collides"]

@@ -54,6 +54,14 @@ PAUSE_REASONS = {"deleted": "installation_deleted", "suspend": "installation_sus
 RESUME_ACTIONS = frozenset({"created", "unsuspend", "new_permissions_accepted"})
 
 
+def wants(ctx: HandlerContext) -> bool:
+    """Tell whether `react` handles this delivery's event."""
+    return (ctx.event, ctx.action) == ("workflow_run", "completed") or ctx.event in (
+        "deployment_status",
+        "installation",
+    )
+
+
 def react(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     """Dispatch a processed delivery to the alert reaction for its event."""
     if ctx.event == "workflow_run" and ctx.action == "completed":

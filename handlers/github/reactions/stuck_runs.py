@@ -27,7 +27,7 @@ from handlers.github.context import HandlerContext
 from handlers.github.payload import optional_int, optional_object
 from handlers.github.reactions.alert_routing import Facts, classify
 from handlers.github.reactions.alerts import handle_failure, is_installation_disabled, live_posts
-from storage import incidents, runs, stuck_runs
+from storage import incidents, jobs, runs, stuck_runs
 from storage.db import session_scope
 from storage.models_alerts import AlertIncident
 
@@ -72,7 +72,7 @@ def check_stuck_runs(
         for run_id, attempt, conclusion in stuck_runs.list_attempts_with_unstarted_jobs(
             session=session
         ):
-            closed = runs.close_unstarted_jobs(
+            closed = jobs.close_unstarted_jobs(
                 session=session, run_id=run_id, attempt=attempt, conclusion=conclusion
             )
             counts["closed_jobs"] += closed
@@ -186,9 +186,14 @@ def resolve_stuck_incident(
     logger.info("stuck incident resolved", extra={"incident_id": incident.id, "run_id": run_id})
 
 
+def wants(ctx: HandlerContext) -> bool:
+    """Tell whether `react` can do anything for this delivery: a completed workflow run."""
+    return ctx.event == "workflow_run" and ctx.action == "completed"
+
+
 def react(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     """Resolve the stuck incident of a run whose attempt just completed, once none of its runs is left."""
-    if ctx.event != "workflow_run" or ctx.action != "completed":
+    if not wants(ctx):
         return
     run_payload = optional_object(payload, "workflow_run")
     run_id = optional_int(run_payload, "id")
