@@ -44,10 +44,14 @@ def preload(engine: Any, count: int, seed: int) -> None:
                 )
 
 
-def run_once(database_url: str, count: int, seed: int, profile: Path | None) -> dict[str, Any]:
+def run_once(
+    database_url: str, count: int, seed: int, profile: Path | None, batch_size: int = 50
+) -> dict[str, Any]:
     """Pre-load, drain, and return the rate and outcome counts."""
     upgrade_database(database_url)
-    settings = load_settings(_env_file=None, database_url=database_url, github_webhook_secret=SECRET)
+    settings = load_settings(
+        _env_file=None, database_url=database_url, github_webhook_secret=SECRET, worker_batch_size=batch_size
+    )
     engine = create_db_engine(database_url)
     try:
         preload(engine, count, seed)
@@ -84,6 +88,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="Repetitions per backend.")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="Server for the PostgreSQL runs.")
     parser.add_argument("--profile", type=Path, help="Write cProfile stats of the last run to this file.")
+    parser.add_argument("--batch-size", type=int, default=50,
+                        help="Most deliveries one batch claims (WORKER_BATCH_SIZE).")
     args = parser.parse_args()
 
     for backend in args.backends.split(","):
@@ -96,7 +102,7 @@ def main() -> None:
                     url = f"sqlite:///{Path(workdir) / 'bot.db'}"
                 else:
                     url = reset_postgres(args.postgres_url)
-                result = run_once(url, args.deliveries, repetition, profile)
+                result = run_once(url, args.deliveries, repetition, profile, args.batch_size)
             rates.append(result["per_s"])
             cpu_rates.append(result["per_cpu_s"])
             print(f"[{repetition + 1}/{args.repeat}] {backend}: {json.dumps(result)}", flush=True)

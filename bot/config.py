@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
-    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    worker_batch_size: int = Field(default=50, ge=1, le=10_000)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # False stores deliveries without processing them, for a process that only receives while
     # others process (on PostgreSQL), or to hold processing during maintenance.

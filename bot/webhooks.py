@@ -1,4 +1,8 @@
-"""`POST /github/webhooks`: verify, store, acknowledge. Processing happens in the worker."""
+"""`POST /github/webhooks`: verify, store, acknowledge. Processing happens in the worker.
+
+`WebhookMiddleware` handles the endpoint as a plain ASGI app in front of FastAPI, and the FastAPI
+route documents it in the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.ingest import DeliveryWriter
 from bot.observability import record_delivery_received
@@ -21,6 +28,8 @@ from storage.models import DeliveryStatus
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
+
+WEBHOOK_PATH = "/github/webhooks"
 
 # GitHub caps webhook payloads at 25 MB and does not send larger ones.
 MAX_BODY_BYTES = 25 * 1024 * 1024
@@ -34,6 +43,9 @@ KEPT_HEADERS = (
     "x-github-hook-installation-target-id",
     "x-github-hook-installation-target-type",
 )
+KEPT_HEADER_KEYS = tuple((name, name.encode()) for name in KEPT_HEADERS)
+# Bodies with this many opening brackets or more are parsed by `json.loads` (see parse_json).
+MAX_ORJSON_BRACKETS = 900
 
 
 def compute_signature(secret: str, body: bytes) -> str:
@@ -62,23 +74,44 @@ def text_column(value: object, max_length: int) -> str | None:
     return value.replace("\x00", "")[:max_length]
 
 
-def error(status: int, message: str, **fields: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **fields}, status_code=status)
+async def read_body(receive: Receive, declared_length: bytes | None) -> bytes | None:
+    """Read the raw body, or return None as soon as it passes MAX_BODY_BYTES.
 
-
-async def read_body(request: Request) -> bytes | None:
-    """Read the raw body, or return None as soon as it passes MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    Raises `ClientDisconnect` if the client closes the connection before the body ends.
+    """
+    if declared_length and declared_length.isdigit() and int(declared_length) > MAX_BODY_BYTES:
         return None
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse JSON bytes with orjson, and with the standard library where the two could differ.
+
+    orjson parses a delivery about 2.5 times as fast. It rejects a few inputs that `json.loads`
+    accepts (NaN, lone surrogates, a UTF-8 BOM, UTF-16 text) and words its errors differently,
+    so the standard library decides on those and writes the error messages. orjson also
+    accepts nesting up to 1,024 levels, while `json.loads`, which the worker uses, raises
+    RecursionError near the interpreter's recursion limit (1,000 by default). So a body with
+    that many brackets goes to `json.loads` too.
+    """
+    if body.count(b"[") + body.count(b"{") >= MAX_ORJSON_BRACKETS:
+        return json.loads(body)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any] | None, str | None]:
@@ -92,7 +125,7 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
             return body, None, "the form body has no `payload` field"
         body = fields["payload"][0].encode()
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return body, None, f"the body is not valid JSON: {exc}"
     except RecursionError:
@@ -102,31 +135,106 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
     return body, payload, None
 
 
-@router.post("/github/webhooks")
+class WebhookMiddleware:
+    """Middleware that handles `POST /github/webhooks` with `serve_webhook` and passes on the rest.
+
+    It runs before FastAPI's routing, Request object and JSONResponse, which a delivery does
+    not need. FastAPI's error middleware still wraps it, so an exception becomes a 500 as in
+    any route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_webhook = scope["type"] == "http" and scope["method"] == "POST"
+        if is_webhook and route_path(scope) == WEBHOOK_PATH:
+            await serve_webhook(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """Return the request path without the app's root path, as Starlette's router matches it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    prefix_length = len(root_path)
+    if root_path and path.startswith(root_path) and path[prefix_length : prefix_length + 1] == "/":
+        return path[prefix_length:]
+    return path
+
+
+@router.post(WEBHOOK_PATH)
 async def receive_webhook(request: Request) -> JSONResponse:
     """Accept one GitHub webhook delivery."""
+    # Reached only in an app without WebhookMiddleware, which handles this path before
+    # routing. The route documents the endpoint in the OpenAPI schema.
+    return WebhookReply()
+
+
+class WebhookReply(JSONResponse):
+    """A response that runs `serve_webhook` when sent, for the route above."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_webhook(scope, receive, send)
+
+
+async def serve_webhook(scope: Scope, receive: Receive, send: Send) -> None:
+    """Verify, store and acknowledge one delivery, as an ASGI app of the bot's FastAPI app."""
+    state = scope["app"].state
     # The delivery worker pauses its batches while requests are in flight.
-    worker = request.app.state.worker
+    worker = state.worker
     worker.request_started()
     try:
-        return await handle_webhook(request)
+        status, content = await handle_webhook(state, scope, receive)
+    except ClientDisconnect:
+        logger.warning(
+            "webhook client disconnected before sending the whole body",
+            extra={"delivery_id": header_value(scope, b"x-github-delivery")},
+        )
+        return
     finally:
         worker.request_finished()
+    await send_json(send, status, content)
 
 
-async def handle_webhook(request: Request) -> JSONResponse:
-    """Verify, store and acknowledge one delivery."""
-    state = request.app.state
-    body = await read_body(request)
+def header_value(scope: Scope, name: bytes) -> str:
+    """Return the first value of a request header, decoded as Starlette does, or ""."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+async def send_json(send: Send, status: int, content: dict[str, Any]) -> None:
+    """Send a JSON response, encoded and with the headers of Starlette's JSONResponse."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+    """Verify and store one delivery; return the response status and JSON body."""
+    # ASGI servers send header names in lower case; the first of repeated headers counts.
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name, value)
+    body = await read_body(receive, headers.get(b"content-length"))
     if body is None:
         return error(413, f"the body is larger than GitHub's {MAX_BODY_BYTES}-byte webhook limit")
 
-    signature = request.headers.get("x-hub-signature-256")
+    signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
     if not is_valid_signature(state.webhook_secret, body, signature):
+        delivery_header = headers.get(b"x-github-delivery")
+        logged_id = None if delivery_header is None else delivery_header.decode("latin-1")
         logger.warning(
             "webhook signature %s",
             "missing" if not signature else "invalid",
-            extra={"delivery_id": request.headers.get("x-github-delivery")},
+            extra={"delivery_id": logged_id},
         )
         return error(
             401,
@@ -134,14 +242,15 @@ async def handle_webhook(request: Request) -> JSONResponse:
             "webhook secret equals the bot's GITHUB_WEBHOOK_SECRET",
         )
 
-    event = request.headers.get("x-github-event", "")
-    delivery_id = request.headers.get("x-github-delivery", "")
+    event = headers.get(b"x-github-event", b"").decode("latin-1")
+    delivery_id = headers.get(b"x-github-delivery", b"").decode("latin-1")
     if not event or not delivery_id:
         return error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
     if event == "ping":
-        return JSONResponse({"status": "pong"}, status_code=200)
+        return 200, {"status": "pong"}
 
-    json_body, payload, problem = decode_payload(body, request.headers.get("content-type", ""))
+    content_type = headers.get(b"content-type", b"").decode("latin-1")
+    json_body, payload, problem = decode_payload(body, content_type)
     status = DeliveryStatus.PENDING
     if problem is not None:
         status = DeliveryStatus.INVALID
@@ -164,21 +273,29 @@ async def handle_webhook(request: Request) -> JSONResponse:
             action=text_column(action, 100),
             installation_id=as_int(installation_id, MAX_ID),
             repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
-            headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+            headers={
+                name: headers[key].decode("latin-1")
+                for name, key in KEPT_HEADER_KEYS
+                if key in headers
+            },
             body=json_body,
             status=status,
             error=problem,
         )
     )
     if not stored:
-        return JSONResponse({"status": "duplicate", "delivery_id": delivery_id}, status_code=200)
+        return 200, {"status": "duplicate", "delivery_id": delivery_id}
     record_delivery_received(event)
     if status is DeliveryStatus.INVALID:
         return error(400, problem or "invalid payload", delivery_id=delivery_id)
     if status is DeliveryStatus.IGNORED:
-        return JSONResponse({"status": "ignored", "event": event}, status_code=202)
+        return 202, {"status": "ignored", "event": event}
     state.worker.notify()
-    return JSONResponse({"status": "accepted", "delivery_id": delivery_id}, status_code=202)
+    return 202, {"status": "accepted", "delivery_id": delivery_id}
+
+
+def error(status: int, message: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+    return status, {"error": message, **fields}
 
 
 def delivery_writer(state: Any) -> DeliveryWriter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,9 +20,9 @@ from bot.observability import record_delivery_processed
 from handlers.github import Handler, handler_for
 from handlers.github.context import HandlerContext
 from handlers.slack import react_to_delivery
-from storage import deliveries
+from storage import deliveries, outbox
 from storage.metrics import flush_pending_metrics
-from storage.db import background_engine, session_scope, sqlite_write_gate
+from storage.db import background_engine, commit_without_flush_wait, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
 from storage.prefetch import forget as forget_batch_facts
 from storage.prefetch import cached_payload, flush_pending_rows, prefetch_facts
@@ -29,13 +30,20 @@ from storage.prefetch import cached_payload, flush_pending_rows, prefetch_facts
 logger = logging.getLogger(__name__)
 
 # A batch commits after this long even if it is not full, so the write lock is never held
-# long enough to delay the webhook endpoint's inserts. On SQLite a batch also ends as soon as
-# another thread of this process waits for the write lock.
+# long enough to delay the webhook endpoint's inserts much.
 BATCH_SECONDS = 0.05
+# While webhook requests are in flight or another thread waits for SQLite's write lock, a
+# batch ends after this long. A shorter bound made batches of one delivery, whose fixed cost
+# (claim, prefetch, commit) kept the worker from keeping pace at 500 deliveries/s.
+YIELDING_BATCH_SECONDS = 0.010
 # Minimum number of deliveries a batch claims.
 MIN_CLAIM = 4
 # Maximum time the worker waits for in-flight webhook requests before it starts a batch anyway.
-REQUEST_YIELD_SECONDS = 0.02
+REQUEST_YIELD_SECONDS = 0.002
+# The interval at which a thread holding the GIL hands it over (Python's default is 5 ms). The
+# worker thread computes between its queries, so a webhook request waited up to that long at
+# each of the several points where the event loop thread needs the GIL back.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 @dataclass
@@ -48,6 +56,8 @@ class BatchResult:
     ignored: int = 0
 
     seconds: float = 0.0
+    # Whether the batch queued outbox messages, so that the sender thread has work.
+    queued_messages: bool = False
 
     @property
     def total(self) -> int:
@@ -159,8 +169,9 @@ def process_batch(
 
     The batch first runs without a savepoint per delivery, which cost about a fifth of the
     processing time. If a delivery fails, everything rolls back and the batch runs again with
-    savepoints, so that only the failing delivery's writes are undone. The batch ends early,
-    after the delivery in progress, once `should_yield` returns True.
+    savepoints, so that only the failing delivery's writes are undone. After
+    YIELDING_BATCH_SECONDS the batch ends early, after the delivery in progress, once
+    `should_yield` returns True or another thread waits for SQLite's write lock.
     """
     try:
         return run_batch(engine, settings, limit=limit, should_yield=should_yield, savepoints=False)
@@ -184,20 +195,23 @@ def run_batch(
     outcomes: list[tuple[Delivery, DeliveryStatus]] = []
     with Session(background_engine(engine), expire_on_commit=False) as session:
         with session.begin():
+            commit_without_flush_wait(session)
             claimed = deliveries.claim_pending(session=session, limit=limit)
             # Kept referenced until the batch ends, so the session's cache holds them.
             prefetched = prefetch_facts(session=session, claimed=claimed)
             for delivery in claimed:
                 outcome = process_delivery(session, settings, delivery, savepoints=savepoints)
                 outcomes.append((delivery, outcome))
-                if time.monotonic() - started > BATCH_SECONDS:
+                elapsed = time.monotonic() - started
+                if elapsed > BATCH_SECONDS:
                     break
-                if gate is not None and gate.has_waiters:
-                    break
-                if should_yield is not None and should_yield():
+                if elapsed > YIELDING_BATCH_SECONDS and (
+                    (gate is not None and gate.has_waiters) or (should_yield is not None and should_yield())
+                ):
                     break
             if not savepoints:
                 flush_or_retry(session, outcomes)
+        result.queued_messages = outbox.has_enqueued(session)
     del prefetched
 
     for delivery, outcome in outcomes:
@@ -258,7 +272,7 @@ class Worker:
     ) -> None:
         self.engine = engine
         self.settings = settings
-        # Called after each batch that processed something, to wake the outbox sender.
+        # Called after each batch that queued outbox messages, to wake the sender thread.
         self.after_batch = after_batch
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -279,6 +293,7 @@ class Worker:
     def start(self) -> None:
         """Start the thread; deliveries left pending by an earlier process are processed first."""
         self._stop.clear()
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
         self._thread = threading.Thread(target=self._run, name="delivery-worker", daemon=True)
         self._thread.start()
         logger.info("worker started")
@@ -366,7 +381,7 @@ class Worker:
             backoff = self.settings.worker_poll_seconds
             self.processed += result.total
             if result.total:
-                if self.after_batch is not None:
+                if self.after_batch is not None and result.queued_messages:
                     self.after_batch()
                 continue
             # Idle only if no delivery was stored after this batch began.

@@ -62,6 +62,10 @@ class TargetThrottle(SQLModel, table=True):
     until: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
+# Set in `Session.info` by `enqueue`.
+ENQUEUED_KEY = "release_bot.outbox_enqueued"
+
+
 def enqueue(
     *,
     session: Session,
@@ -90,7 +94,13 @@ def enqueue(
     )
     session.add(message)
     session.flush()
+    session.info[ENQUEUED_KEY] = True
     return message
+
+
+def has_enqueued(session: Session) -> bool:
+    """Tell whether `enqueue` added a message in this session, so its sender is worth waking."""
+    return bool(session.info.get(ENQUEUED_KEY))
 
 
 def claim_due(*, session: Session, limit: int, lease: timedelta, now: datetime | None = None) -> Sequence[OutboxMessage]:

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.ingest import DeliveryWriter
+from bot import worker as worker_module
 from bot.worker import process_batch
 from storage import deliveries
 from storage.db import SQLiteWriteGate, create_db_engine, session_scope, sqlite_write_gate
@@ -177,7 +178,10 @@ def test_write_gate_released_after_transactions(engine: Engine) -> None:
     gate.release()
 
 
-def test_batch_stops_when_asked_to_yield(engine: Engine, settings: Settings) -> None:
+def test_batch_stops_when_asked_to_yield(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "YIELDING_BATCH_SECONDS", 0.0)
     with session_scope(engine) as session:
         for index in range(3):
             deliveries.insert_delivery(
