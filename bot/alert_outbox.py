@@ -15,9 +15,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -28,6 +27,9 @@ from storage import alerts, incidents, outbox
 from storage.db import session_scope
 from storage.models_release import Alert
 from storage.outbox import OutboxMessage
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +191,8 @@ class ApiAlertSender:
             )
             self.record(alert_id, message.attempts, error=error)
             raise PermanentFailure(error, code="secret_not_stored")
+        import httpx
+
         try:
             with httpx.Client(timeout=HTTP_TIMEOUT_SECONDS) as client:
                 response = SENDERS[channel](alert, config, self.settings, client)

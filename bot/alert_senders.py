@@ -20,15 +20,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater
 from bot.render import slack as slack_render
-from bot.render.terminal import printable
+from bot.render.plain import printable
+
+# httpx is imported where a client is built, so that a server that sends no alert does not
+# load it (with the click, rich and pygments packages that httpx 0.29 imports).
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +244,8 @@ def raise_for_http(response: httpx.Response, where: str) -> None:
 
 def post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
     """POST, turning connection errors and timeouts into RetryLater."""
+    import httpx
+
     try:
         return client.post(url, **kwargs)
     except httpx.TransportError as exc:
@@ -390,7 +395,7 @@ def send_console(
     return {}
 
 
-Sender = Callable[[AlertMessage, Mapping[str, Any], Settings, httpx.Client], dict[str, Any]]
+Sender = Callable[[AlertMessage, Mapping[str, Any], Settings, "httpx.Client"], dict[str, Any]]
 SENDERS: dict[AlertChannel, Sender] = {
     AlertChannel.SLACK: send_slack,
     AlertChannel.WEBHOOK: send_webhook,

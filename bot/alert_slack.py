@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -30,11 +28,15 @@ from bot.config import Settings
 from bot.github_client import GitHubApp, GitHubCallError, split_repo
 from bot.github_outbox import blocked_reason, outbox_error
 from bot.outbox import PermanentFailure, RetryLater
-from bot.slack_delivery import api_base_url, classify_error, installation_store
+from bot.slack_delivery import classify_error, installation_store, web_client
 from storage import alert_rules, incidents, outbox
 from storage.db import session_scope
 from storage.models_alerts import AlertPost
 from storage.outbox import OutboxMessage, OutboxStatus
+
+# slack_sdk is imported where Slack is called, so that a process without Slack settings never loads it.
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class AlertSlackSender:
                 f"no Slack bot token for workspace {team_id}: install the Slack app there again",
                 code="no_token",
             )
-        return WebClient(token=token, base_url=api_base_url(self.settings))
+        return web_client(token, self.settings)
 
     def __call__(self, message: OutboxMessage) -> dict[str, Any]:
         """Send one message about an incident; return the channel and `ts` Slack gave it."""
@@ -105,6 +107,8 @@ class AlertSlackSender:
                 raise PermanentFailure(str(exc), code="gone") from exc
 
         client = self.client(post.team_id)
+        from slack_sdk.errors import SlackApiError
+
         if action in (incidents.OPEN, incidents.UPDATE) or draft.note == "failure":
             draft.mention = self.mention_for(client, post.team_id, draft.actor, draft.author_email)
         try:
@@ -215,6 +219,8 @@ class AlertSlackSender:
 
     def look_up_email(self, client: WebClient, team_id: str, email: str) -> str | None:
         """Look up the Slack user of an email and store the result; None if no user has it or the lookup failed."""
+        from slack_sdk.errors import SlackApiError
+
         try:
             response = client.users_lookupByEmail(email=email)
         except SlackApiError as exc:

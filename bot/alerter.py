@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Engine
 
 from bot import alert_outbox, alert_senders
@@ -27,6 +26,9 @@ from storage import alerts
 from storage.db import session_scope
 from storage.metric_filter import as_utc
 from storage.models_release import Alert
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +241,8 @@ class FailureAlerter:
             return [AlertRecord.from_row(row) for row in rows]
 
     def _http(self) -> httpx.Client:
+        import httpx
+
         if self._client is None:
             self._client = httpx.Client(timeout=alert_senders.HTTP_TIMEOUT_SECONDS)
         return self._client

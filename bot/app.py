@@ -24,7 +24,9 @@ from bot.observability import router as metrics_router
 from bot.scheduler import Scheduler
 from bot.slack_app import router as slack_router
 from bot.worker import Worker
-from storage.db import create_db_engine, upgrade_database
+from bot.memory import limit_malloc_arenas
+from bot.migrate import upgrade_at_start
+from storage.db import create_db_engine
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_malloc_arenas()
         if migrate:
-            await run_in_threadpool(upgrade_database, settings.database_url)
+            await run_in_threadpool(upgrade_at_start, settings)
         engine = create_db_engine(settings.database_url)
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
@@ -89,6 +92,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
             scheduler.stop()
             worker.stop()
             outbox_worker.stop()
+            writer = getattr(app.state, "delivery_writer", None)
+            if writer is not None:
+                writer.close()
             engine.dispose()
 
     app = FastAPI(
@@ -98,6 +104,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
+    # The middleware handles POST /github/webhooks before routing, and the router documents it.
+    app.add_middleware(webhooks.WebhookMiddleware)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)

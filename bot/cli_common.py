@@ -7,10 +7,9 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -19,6 +18,10 @@ from sqlmodel import Session
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+
+# rich is imported by the commands that print tables, so that `serve` does not keep it in memory.
+if TYPE_CHECKING:
+    from rich.console import Console
 
 T = TypeVar("T")
 
@@ -109,6 +112,8 @@ def console() -> Console:
     Output to a pipe or file is 160 columns wide (or COLUMNS), not rich's default of 80, so
     that tables keep one line per row.
     """
+    from rich.console import Console
+
     return Console(highlight=False, width=shutil.get_terminal_size((160, 24)).columns)
 
 

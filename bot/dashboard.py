@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.engines import resolve_engine
-from bot.render.terminal import format_duration, printable
+from bot.render.plain import format_duration, printable
 from storage import releases
 from storage.db import session_scope
 from storage.models_release import PublishStatus, ReleaseDashboard, ReleaseStage

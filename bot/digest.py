@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.outbox import PermanentFailure, RetryLater, register_sender
 from bot.render.slack_digest import DigestView, render_digest
-from bot.slack_delivery import api_base_url, classify_error, installation_store
+from bot.slack_delivery import classify_error, installation_store, web_client
 from storage import digests, locks, outbox
 from storage.db import session_scope
 from storage.models_digest import ChannelDigest
@@ -184,7 +182,9 @@ class DigestSender:
                 f"no Slack bot token for workspace {team_id}: install the Slack app there again",
                 code="no_token",
             )
-        client = WebClient(token=token, base_url=api_base_url(self.settings))
+        client = web_client(token, self.settings)
+        from slack_sdk.errors import SlackApiError
+
         # NOTE: a process killed after Slack accepted the post and before the outbox row was
         # marked sent posts the digest again on the retry; Slack offers no idempotency key.
         try:

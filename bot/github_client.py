@@ -6,6 +6,10 @@ token and caches the token until one minute before its `expires_at` (githubkit 0
 GitHubCallError subclasses, and the outbox senders turn them into a later retry or a final
 failure. The rate-limit headers of every response are kept, so that calls stop while an
 installation's budget is nearly spent.
+
+githubkit is imported by the methods that call GitHub, so that a process without GitHub App
+credentials never loads it. githubkit 0.16.1 and the packages it imports (httpx, PyJWT,
+cryptography) add about 16 MB to the RSS of a Python 3.11 process.
 """
 
 from __future__ import annotations
@@ -17,22 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import httpx
-from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub, Response
-from githubkit.cache import MemCacheStrategy
-from githubkit.exception import (
-    GitHubException,
-    RateLimitExceeded,
-    RequestError,
-    RequestFailed,
-    RequestTimeout,
-    SecondaryRateLimitExceeded,
-)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import Settings
 from bot.errors import BotError
+
+if TYPE_CHECKING:
+    import httpx
+    from githubkit import AppInstallationAuthStrategy, GitHub, Response
+    from githubkit.exception import GitHubException
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +152,8 @@ class GitHubApp:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from githubkit.cache import MemCacheStrategy
+
         self.app_id = app_id
         self._private_key = private_key
         self.api_url = api_url
@@ -189,6 +188,8 @@ class GitHubApp:
 
     def client(self, installation_id: int) -> GitHub[AppInstallationAuthStrategy]:
         """Return the githubkit client that acts as one installation."""
+        from githubkit import AppInstallationAuthStrategy, GitHub
+
         with self._lock:
             github = self._clients.get(installation_id)
             if github is None:
@@ -213,6 +214,9 @@ class GitHubApp:
 
     def get_repo_installation_id(self, repo: str) -> int | None:
         """Return the id of the App's installation on a repository, as the App (JWT); None if not installed."""
+        from githubkit import AppAuthStrategy, GitHub
+        from githubkit.exception import GitHubException, RequestFailed
+
         owner, name = split_repo(repo)
         # This call is made as the App itself, so its errors carry installation id 0.
         github = GitHub(
@@ -343,6 +347,8 @@ class GitHubApp:
         request: Callable[[GitHub[AppInstallationAuthStrategy]], Response[Any]],
     ) -> Response[Any]:
         """Make one request as an installation, unless its rate budget is nearly spent."""
+        from githubkit.exception import GitHubException, RequestFailed
+
         self._check_budget(installation_id, operation)
         try:
             response = request(self.client(installation_id))
@@ -382,6 +388,15 @@ class GitHubApp:
         self._budgets[installation_id] = budget
 
     def _translate(self, exc: GitHubException, installation_id: int, operation: str) -> GitHubCallError:
+        from githubkit.exception import (
+            GitHubException,
+            RateLimitExceeded,
+            RequestError,
+            RequestFailed,
+            RequestTimeout,
+            SecondaryRateLimitExceeded,
+        )
+
         ids = {"installation_id": installation_id, "operation": operation}
         if isinstance(exc, RateLimitExceeded):
             secondary = isinstance(exc, SecondaryRateLimitExceeded)
@@ -406,6 +421,8 @@ class GitHubApp:
         return GitHubUnavailable(f"githubkit failed while trying to {operation}: {exc!r}", **ids)
 
     def _translate_token_failure(self, exc: GitHubException, installation_id: int, operation: str) -> GitHubCallError:
+        from githubkit.exception import RateLimitExceeded, RequestFailed
+
         if isinstance(exc, RateLimitExceeded) or not isinstance(exc, RequestFailed):
             return self._translate(exc, installation_id, operation)
         response = exc.response.raw_response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.profile_types import BuildProfile, StageProfile
-from bot.render.terminal import format_duration, printable
+from bot.render.plain import format_duration, printable
 from bot.render_markdown import escape
 
 BOTTLENECK_THRESHOLD = 0.1

@@ -21,10 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -36,6 +34,10 @@ from handlers.github.reactions import stuck_runs
 from storage import locks, metric_rollups, retention
 from storage.db import session_scope
 from storage.types import utc_now
+
+# APScheduler is imported when the scheduler starts, so that SCHEDULER_ENABLED=false leaves it out.
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +220,10 @@ class Scheduler:
 
     def start(self) -> None:
         """Start the scheduler in the running event loop (call it from the app's lifespan)."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
         scheduler = AsyncIOScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=4)},

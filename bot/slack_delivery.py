@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -22,6 +19,13 @@ from storage import slack as slack_store
 from storage.db import session_scope
 from storage.models_slack import SLACK_BOTS_TABLE, SLACK_INSTALLATIONS_TABLE
 from storage.outbox import OutboxMessage
+
+# slack_sdk is imported in the functions that call Slack, so that a process without Slack
+# settings never loads it.
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ def installation_store(settings: Settings, engine: Engine) -> SQLAlchemyInstalla
     """Return the installation store of multi-workspace mode, or None in single-workspace mode."""
     if not settings.has_slack_oauth or settings.slack_client_id is None:
         return None
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
     return SQLAlchemyInstallationStore(
         client_id=settings.slack_client_id,
         engine=engine,
@@ -53,6 +59,13 @@ def installation_store(settings: Settings, engine: Engine) -> SQLAlchemyInstalla
         installations_table_name=SLACK_INSTALLATIONS_TABLE,
         logger=logging.getLogger("slack_sdk.oauth"),
     )
+
+
+def web_client(token: str, settings: Settings) -> WebClient:
+    """Return a Web API client that acts with a bot token."""
+    from slack_sdk import WebClient
+
+    return WebClient(token=token, base_url=api_base_url(settings))
 
 
 def header_value(headers: dict[str, Any], name: str) -> str | None:
@@ -119,7 +132,7 @@ class LiveStatusSender:
             raise PermanentFailure(
                 f"no Slack bot token for workspace {status_message.team_id}: install the Slack app there again"
             )
-        client = WebClient(token=token, base_url=api_base_url(self.settings))
+        client = web_client(token, self.settings)
         channel_id = status_message.channel_id
         extra = {
             "run_id": status_message.run_id,
@@ -159,6 +172,8 @@ class LiveStatusSender:
             raise RetryLater(
                 f"another sender is posting live status message {message_id}", retry_after=5
             )
+        from slack_sdk.errors import SlackApiError
+
         try:
             response = client.chat_postMessage(channel=channel_id, **content)
         except SlackApiError as exc:
@@ -185,6 +200,8 @@ class LiveStatusSender:
         finished: bool,
     ) -> str:
         """Edit the posted message; if Slack lost it, forget its ts so that the retry posts it again."""
+        from slack_sdk.errors import SlackApiError
+
         try:
             client.chat_update(channel=channel_id, ts=ts, **content)
         except SlackApiError as exc:

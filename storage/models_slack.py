@@ -3,16 +3,15 @@
 Slack ids (team, channel, user) are stored bare, as `C0123ABCD`. The escaped forms Slack
 sends in command text (`<#C0123|name>`) are parsed before they reach these tables. The
 installation and OAuth state tables of slack_sdk's SQLAlchemy stores are declared here too,
-so that the migrations and the stores agree on one schema.
+column for column as those stores build them, so that the migrations and the stores agree on
+one schema without this module importing slack_sdk.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, UniqueConstraint, func
 from sqlmodel import Field, SQLModel
 
 from storage.models import big_id, utc_field
@@ -106,12 +105,74 @@ class SlackStatusMessage(SQLModel, table=True):
     )
 
 
-slack_installations = SQLAlchemyInstallationStore.build_installations_table(
-    metadata=SQLModel.metadata, table_name=SLACK_INSTALLATIONS_TABLE
+def bot_columns() -> list[Column]:
+    """Return the columns that slack_sdk's installations and bots tables share, in its order."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+
+
+# slack_sdk 3.48 builds these in SQLAlchemyInstallationStore.build_installations_table,
+# build_bots_table and SQLAlchemyOAuthStateStore.build_oauth_states_table; the tests compare
+# both declarations, so an upgrade of slack_sdk that changes them fails there.
+slack_installations = Table(
+    SLACK_INSTALLATIONS_TABLE,
+    SQLModel.metadata,
+    *bot_columns(),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index(
+        f"{SLACK_INSTALLATIONS_TABLE}_idx",
+        "client_id",
+        "enterprise_id",
+        "team_id",
+        "user_id",
+        "installed_at",
+    ),
 )
-slack_bots = SQLAlchemyInstallationStore.build_bots_table(
-    metadata=SQLModel.metadata, table_name=SLACK_BOTS_TABLE
+slack_bots = Table(
+    SLACK_BOTS_TABLE,
+    SQLModel.metadata,
+    *bot_columns(),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index(f"{SLACK_BOTS_TABLE}_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
 )
-slack_oauth_states = SQLAlchemyOAuthStateStore.build_oauth_states_table(
-    SQLModel.metadata, SLACK_OAUTH_STATES_TABLE
+slack_oauth_states = Table(
+    SLACK_OAUTH_STATES_TABLE,
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
 )

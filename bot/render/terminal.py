@@ -7,56 +7,18 @@ parses as markup.
 
 from __future__ import annotations
 
-import math
-import unicodedata
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-EMPTY = "-"
-
-
-def printable(value: object) -> str:
-    """Return the text with control and bidirectional-format characters shown as escapes.
-
-    A raw escape sequence in a branch name would otherwise move the cursor or recolour the
-    terminal, and a right-to-left override would display the text reversed.
-    """
-    if value is None:
-        return EMPTY
-    text = str(value)
-    return "".join(
-        f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cf") else char
-        for char in text
-    )
+from bot.render.plain import EMPTY, format_duration, printable, result_of
 
 
 def cell(value: object, style: str = "") -> Text:
     """Return a table cell that shows the value literally."""
     return Text(printable(value), style=style)
-
-
-def format_duration(seconds: float | None) -> str:
-    """Format seconds as `42s`, `5m 12s` or `2h 3m`, like the Slack messages; `-` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return EMPTY
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
-def result_of(status: str | None, conclusion: str | None) -> str:
-    """Return the conclusion of finished work, else its status."""
-    if status == "completed" and conclusion:
-        return conclusion
-    return status or EMPTY
 
 
 RESULT_STYLES = {"success": "green", "failure": "red", "cancelled": "yellow", "timed_out": "red"}

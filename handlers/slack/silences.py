@@ -12,11 +12,8 @@ import logging
 import re
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
 from bot.alert_render import (
@@ -36,6 +33,11 @@ from handlers.slack.arguments import ArgumentError, parse_arguments
 from handlers.slack.context import CommandContext
 from storage import alert_rules, incidents, outbox, queries
 from storage.models_alerts import AlertSilence
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+    from slack_sdk.web.async_client import AsyncWebClient
 
 logger = logging.getLogger(__name__)
 

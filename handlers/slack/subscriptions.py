@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot.config import Settings
@@ -61,6 +60,9 @@ async def find_channel_id(ctx: CommandContext, name: str) -> str:
     hint = "pick the channel from Slack's autocomplete (type # and choose it)"
     if ctx.client is None:
         raise ArgumentError(f"cannot look up #{name}: {hint}", usage=SUBSCRIBE_USAGE)
+    # A client exists only once the Slack app is built, so slack_sdk is loaded by then.
+    from slack_sdk.errors import SlackApiError
+
     cursor: str | None = None
     try:
         for _ in range(CHANNEL_PAGES):

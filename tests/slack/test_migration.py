@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, Table, inspect
 from sqlmodel import SQLModel
 
 from storage import models  # noqa: F401  (registers every table)
@@ -68,3 +68,37 @@ def test_slack_branch_down_and_up(database_url: str) -> None:
 
     command.upgrade(config, "heads")
     assert slack_tables(database_url) == SLACK_TABLES
+
+
+def describe_table(table: Table) -> tuple[list[tuple[object, ...]], set[tuple[object, ...]]]:
+    columns = [
+        (
+            column.name,
+            repr(column.type),
+            column.nullable,
+            column.primary_key,
+            column.autoincrement,
+            column.default is not None,
+        )
+        for column in table.columns
+    ]
+    indexes = {(index.name, tuple(column.name for column in index.columns)) for index in table.indexes}
+    return columns, indexes
+
+
+def test_store_tables_match_slack_sdk() -> None:
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    metadata = MetaData()
+    expected = {
+        "slack_installations": SQLAlchemyInstallationStore.build_installations_table(
+            metadata, "slack_installations"
+        ),
+        "slack_bots": SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots"),
+        "slack_oauth_states": SQLAlchemyOAuthStateStore.build_oauth_states_table(
+            metadata, "slack_oauth_states"
+        ),
+    }
+    for name, table in expected.items():
+        assert describe_table(SQLModel.metadata.tables[name]) == describe_table(table), name
