@@ -102,12 +102,15 @@ def process_delivery(
         return DeliveryStatus.IGNORED
 
     if not savepoints:
+        # Read before the handler runs: a failed flush rolls the transaction back, which
+        # expires the delivery's attributes, and they cannot be loaded again in it.
+        delivery_id = delivery.delivery_id
         try:
             run_handlers(session, settings, delivery, handler)
         except OperationalError:
             raise
         except Exception as exc:  # noqa: BLE001 - handled again with savepoints
-            raise NeedsSavepoints(delivery.delivery_id) from exc
+            raise NeedsSavepoints(delivery_id) from exc
         deliveries.mark_delivery(session=session, delivery=delivery, status=DeliveryStatus.DONE)
         return DeliveryStatus.DONE
 
@@ -227,12 +230,12 @@ def run_batch(
 
 def flush_or_retry(session: Session, outcomes: list[tuple[Delivery, DeliveryStatus]]) -> None:
     """Write a batch's pending changes; an integrity error means running it with savepoints."""
+    first = outcomes[0][0].delivery_id if outcomes else None
     try:
         flush_pending_metrics(session)
         flush_pending_rows(session)
         session.flush()
     except IntegrityError as exc:
-        first = outcomes[0][0].delivery_id if outcomes else None
         raise NeedsSavepoints(first) from exc
 
 
