@@ -120,12 +120,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Report whether the database is reachable and the worker is running."""
+        """Report whether the database is reachable and the worker is running (or turned off)."""
         database_ok = await run_in_threadpool(ping_database, app.state.engine)
-        worker_ok = app.state.worker.is_running or not (start_worker and settings.worker_enabled)
-        ready = database_ok and worker_ok
+        if not (start_worker and settings.worker_enabled):
+            worker = "disabled"
+        else:
+            worker = "running" if app.state.worker.is_running else "stopped"
+        ready = database_ok and worker != "stopped"
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "database": database_ok, "worker": worker_ok},
+            {"status": "ready" if ready else "not ready", "database": database_ok, "worker": worker},
             status_code=200 if ready else 503,
         )
 

@@ -210,9 +210,15 @@ def header_value(scope: Scope, name: bytes) -> str:
 
 
 async def send_json(send: Send, status: int, content: dict[str, Any]) -> None:
-    """Send a JSON response, encoded and with the headers of Starlette's JSONResponse."""
+    """Send a JSON response, encoded and with the headers of Starlette's JSONResponse.
+
+    A 413 closes the connection: the client may still be sending the rest of the body, which
+    the server would otherwise read as the next request.
+    """
     body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    if status == 413:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -225,6 +231,10 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
         headers.setdefault(name, value)
     body = await read_body(receive, headers.get(b"content-length"))
     if body is None:
+        logger.warning(
+            "webhook body too large",
+            extra={"delivery_id": headers.get(b"x-github-delivery", b"").decode("latin-1") or None},
+        )
         return error(413, f"the body is larger than GitHub's {MAX_BODY_BYTES}-byte webhook limit")
 
     signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
@@ -244,8 +254,11 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
 
     event = headers.get(b"x-github-event", b"").decode("latin-1")
     delivery_id = headers.get(b"x-github-delivery", b"").decode("latin-1")
-    if not event or not delivery_id:
-        return error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+    missing = [name for name, value in (("X-GitHub-Event", event), ("X-GitHub-Delivery", delivery_id)) if not value]
+    if missing:
+        logger.warning("webhook header missing: %s", ", ".join(missing), extra={"delivery_id": delivery_id or None})
+        headers_named = " and ".join(missing) + (" headers are" if len(missing) > 1 else " header is")
+        return error(400, f"the {headers_named} required; GitHub sends both headers with every delivery")
     if event == "ping":
         return 200, {"status": "pong"}
 

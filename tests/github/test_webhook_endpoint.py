@@ -74,13 +74,17 @@ def test_wrong_signature_rejected(bot: BotClient, caplog: pytest.LogCaptureFixtu
         assert count_rows(session, Job) == 0
 
 
-def test_body_over_limit_rejected(bot: BotClient) -> None:
+def test_body_over_limit_rejected(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
     body = b'{"zen": "' + b"x" * MAX_BODY_BYTES + b'"}'
 
-    response = bot.send("workflow_job", body, delivery_id="too-large")
+    with caplog.at_level(logging.WARNING, logger="bot.webhooks"):
+        response = bot.send("workflow_job", body, delivery_id="too-large")
 
     assert response.status_code == 413
     assert str(MAX_BODY_BYTES) in response.json()["error"]
+    # The client may still be sending the body, which must not be read as a next request.
+    assert response.headers["connection"] == "close"
+    assert [record.delivery_id for record in caplog.records] == ["too-large"]
     with bot.session() as session:
         assert count_rows(session, Delivery) == 0
 
@@ -175,7 +179,7 @@ def test_unsigned_ping_rejected(bot: BotClient) -> None:
 
 
 @pytest.mark.parametrize("missing", ["X-GitHub-Event", "X-GitHub-Delivery"])
-def test_missing_event_headers_rejected(bot: BotClient, missing: str) -> None:
+def test_missing_event_headers_rejected(bot: BotClient, caplog: pytest.LogCaptureFixture, missing: str) -> None:
     body = json.dumps(load_fixture("workflow_job.completed.json")).encode()
     headers = {
         "X-GitHub-Event": "workflow_job",
@@ -184,10 +188,12 @@ def test_missing_event_headers_rejected(bot: BotClient, missing: str) -> None:
     }
     del headers[missing]
 
-    response = bot.client.post("/github/webhooks", content=body, headers=headers)
+    with caplog.at_level(logging.WARNING, logger="bot.webhooks"):
+        response = bot.client.post("/github/webhooks", content=body, headers=headers)
 
     assert response.status_code == 400
-    assert missing in response.json()["error"]
+    assert response.json()["error"] == f"the {missing} header is required; GitHub sends both headers with every delivery"
+    assert [record.getMessage() for record in caplog.records] == [f"webhook header missing: {missing}"]
     with bot.session() as session:
         assert count_rows(session, Delivery) == 0
 
