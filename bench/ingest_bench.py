@@ -59,6 +59,8 @@ class Target:
     name: str
     backend: str  # "baseline", "sqlite" or "postgresql"
     worker: bool = True
+    # The delivery worker in its own process (`release-bot worker`), the server without one.
+    split: bool = False
 
 
 def free_port() -> int:
@@ -114,6 +116,8 @@ class Server:
             else:
                 self.database_url = reset_postgres(postgres_url)
             env.update(DATABASE_URL=self.database_url, GITHUB_WEBHOOK_SECRET=SECRET)
+            if target.split:
+                env.update(WORKER_ENABLED="false")
             factory = "bot.app:create_app" if target.worker else "bench.bot_factory:create_ingest_only_app"
             app_args = ["--factory", factory]
         command = [
@@ -125,6 +129,18 @@ class Server:
         # The server runs from its own directory so that no `.env` file is read.
         self.process = subprocess.Popen(command, cwd=workdir, env=env, stdout=self.log, stderr=self.log)
         self.wait_ready()
+        self.worker_process: subprocess.Popen[bytes] | None = None
+        if target.split:
+            worker_env = {**env, "WORKER_ENABLED": "true", "WORKER_POLL_SECONDS": "0.05", "LOG_LEVEL": "WARNING"}
+            self.worker_process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "worker"], cwd=workdir, env=worker_env,
+                stdout=self.log, stderr=self.log,
+            )
+
+    @property
+    def pids(self) -> list[int]:
+        """Return the pids of the bot's processes: the server, and the worker when split."""
+        return [self.process.pid] + ([self.worker_process.pid] if self.worker_process else [])
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -140,13 +156,15 @@ class Server:
         raise RuntimeError(f"server did not respond to /healthz in {timeout_s} s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        for process in (self.worker_process, self.process):
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(15)
+                process.wait(15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
         self.log.close()
 
 
@@ -220,7 +238,7 @@ def measure(
                 args=(server.database_url, expected, stop, results, args.timeout * 4),
             )
             poller.start()
-        before = proc_status(server.process.pid)
+        before = [proc_status(pid) for pid in server.pids]
         load_before = loadavg()
         if mode == "throughput":
             load = asyncio.run(
@@ -249,14 +267,15 @@ def measure(
                 lag_max_ms=max(lags, default=float("nan")) * 1000,
                 drain_after_load_s=max(seen.values(), default=last_answer) - last_answer,
             )
-        after = proc_status(server.process.pid)
+        # With the worker in its own process, memory and CPU are the sums over both processes.
+        after = [proc_status(pid) for pid in server.pids]
         ticks = os.sysconf("SC_CLK_TCK")
+        cpu_s = sum(end["cpu_ticks"] - start["cpu_ticks"] for start, end in zip(before, after, strict=True)) / ticks
         figures.update(
-            peak_rss_mb=after["VmHWM"] / 1024,
-            rss_end_mb=after["VmRSS"] / 1024,
-            server_cpu_s=(after["cpu_ticks"] - before["cpu_ticks"]) / ticks,
-            server_cpu_ms_per_delivery=(after["cpu_ticks"] - before["cpu_ticks"]) / ticks
-            * 1000 / max(1, figures["requests"]),
+            peak_rss_mb=sum(end["VmHWM"] for end in after) / 1024,
+            rss_end_mb=sum(end["VmRSS"] for end in after) / 1024,
+            server_cpu_s=cpu_s,
+            server_cpu_ms_per_delivery=cpu_s * 1000 / max(1, figures["requests"]),
             loadavg_before=load_before,
             loadavg_after=loadavg(),
         )
@@ -316,18 +335,22 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
 
 
 def parse_target(name: str) -> Target:
-    """Read a target name: baseline, sqlite, postgresql, or sqlite/postgresql + "-ingest"."""
+    """Read a target name: baseline, sqlite, postgresql, or sqlite/postgresql + "-ingest" or "-split"."""
     backend, _, suffix = name.partition("-")
-    if backend not in ("baseline", "sqlite", "postgresql") or suffix not in ("", "ingest"):
-        raise SystemExit(f"unknown target {name!r}: use baseline, sqlite, postgresql, sqlite-ingest or postgresql-ingest")
-    return Target(name, backend, worker=suffix != "ingest")
+    if backend not in ("baseline", "sqlite", "postgresql") or suffix not in ("", "ingest", "split"):
+        raise SystemExit(
+            f"unknown target {name!r}: use baseline, sqlite, postgresql, or one of the last two "
+            "with -ingest (workers off) or -split (the worker in its own process)"
+        )
+    return Target(name, backend, worker=suffix != "ingest", split=suffix == "split")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="baseline,sqlite,postgresql",
                         help="Comma-separated targets: baseline, sqlite, postgresql; a -ingest suffix "
-                        "(sqlite-ingest) runs the bot with its workers off.")
+                        "(sqlite-ingest) runs the bot with its workers off, a -split suffix runs the "
+                        "delivery worker as `release-bot worker` in a second process.")
     parser.add_argument("--modes", default="throughput,rate", help="Phases to run: throughput, rate.")
     parser.add_argument("--repeat", type=int, default=3, help="Repetitions of each measurement.")
     parser.add_argument("--requests", type=int, default=9000, help="Deliveries sent in the throughput phase.")

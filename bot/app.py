@@ -14,18 +14,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bot import api, api_metrics, webhooks
+from bot.background import build_background
 from bot.config import Settings, get_settings
-from bot.secrets import announce_generated_secret, resolve_webhook_secret
-from bot.outbox import OutboxWorker
-from bot.pr_comment import register_github_senders
-from bot.alert_slack import register_alert_senders
-from bot.digest import register_digest_sender
-from bot.observability import router as metrics_router
-from bot.scheduler import Scheduler
-from bot.slack_app import router as slack_router
-from bot.worker import Worker
 from bot.memory import limit_malloc_arenas
 from bot.migrate import upgrade_at_start
+from bot.observability import router as metrics_router
+from bot.scheduler import Scheduler
+from bot.secrets import announce_generated_secret, resolve_webhook_secret
+from bot.slack_app import router as slack_router
 from storage.db import create_db_engine
 
 logger = logging.getLogger(__name__)
@@ -65,11 +61,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
             announce_generated_secret(secret, settings.public_url)
-        outbox_worker = OutboxWorker(engine, poll_seconds=settings.worker_poll_seconds)
-        register_github_senders(engine, settings)
-        register_alert_senders(engine, settings)
-        register_digest_sender(engine, settings)
-        worker = Worker(engine, settings, after_batch=outbox_worker.notify)
+        worker, outbox_worker = build_background(engine, settings)
         app.state.settings = settings
         app.state.engine = engine
         app.state.webhook_secret = secret

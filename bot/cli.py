@@ -48,6 +48,39 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
+@app.command()
+def worker() -> None:
+    """Apply migrations, then process stored deliveries and send queued messages, without HTTP.
+
+    For a server started with WORKER_ENABLED=false: the delivery worker then runs in this
+    process, with its own GIL. It finds new deliveries by polling every WORKER_POLL_SECONDS.
+    Stop it with SIGTERM or Ctrl-C; it finishes its batch first.
+    """
+    import signal
+    import threading
+
+    from bot.background import build_background
+    from bot.migrate import upgrade_at_start
+    from storage.db import create_db_engine
+
+    settings = settings_or_exit()
+    check_database(settings)
+    upgrade_at_start(settings)
+    engine = create_db_engine(settings.database_url)
+    delivery_worker, outbox_worker = build_background(engine, settings)
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    delivery_worker.start()
+    outbox_worker.start()
+    typer.echo(f"release-bot worker processing deliveries (database: {redact(settings.database_url)})")
+    while not stop.wait(1.0):
+        pass
+    delivery_worker.stop()
+    outbox_worker.stop()
+    engine.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("heads", help="Target revision.")) -> None:
     """Apply the database migrations up to REVISION."""
