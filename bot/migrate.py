@@ -10,9 +10,9 @@ and exits.
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +27,8 @@ from storage.db import MIGRATIONS_DIR, create_db_engine, upgrade_database
 logger = logging.getLogger(__name__)
 
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
+# A string literal in single or double quotes.
+QUOTED = re.compile(r"(['\"])([^'\"]*)\1")
 # Alembic's default version table, which storage/migrations/env.py keeps.
 VERSION_TABLE = "alembic_version"
 
@@ -36,31 +38,37 @@ class MigrationError(BotError):
 
 
 def read_revision_ids(path: Path) -> tuple[str, tuple[str, ...]] | None:
-    """Return a migration file's `revision` and its `down_revision` ids, or None if either is not a literal."""
-    values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-            try:
-                values[target.id] = ast.literal_eval(value)
-            except ValueError:
-                return None
-    revision = values.get("revision")
-    down = values.get("down_revision")
-    if not isinstance(revision, str):
+    """Return a migration file's `revision` and its `down_revision` ids, or None if either is not a literal.
+
+    The file is read with regular expressions, not `ast`: CPython 3.11 raises SystemError
+    ("AST constructor recursion depth mismatch") when two threads build syntax trees at once,
+    and the server checks the heads in a worker thread.
+    """
+    text_of_file = path.read_text(encoding="utf-8")
+    values: dict[str, str] = {}
+    for name in ("revision", "down_revision"):
+        found = re.search(rf"^{name}\b[^=\n]*=\s*(.+?)\s*$", text_of_file, re.MULTILINE)
+        if found is None:
+            return None
+        values[name] = found.group(1)
+
+    revision = QUOTED.fullmatch(values["revision"])
+    if revision is None:
         return None
-    if down is None:
-        return revision, ()
-    if isinstance(down, str):
-        return revision, (down,)
-    if isinstance(down, (tuple, list)) and all(isinstance(item, str) for item in down):
-        return revision, tuple(down)
-    return None
+    down = values["down_revision"]
+    if down == "None":
+        return revision.group(2), ()
+    single = QUOTED.fullmatch(down)
+    if single is not None:
+        return revision.group(2), (single.group(2),)
+    sequence = re.fullmatch(r"[(\[]\s*(.*?)\s*,?\s*[)\]]", down)
+    if sequence is None:
+        return None
+    items = [item.strip() for item in sequence.group(1).split(",") if item.strip()]
+    parents = [QUOTED.fullmatch(item) for item in items]
+    if not items or any(parent is None for parent in parents):
+        return None
+    return revision.group(2), tuple(parent.group(2) for parent in parents if parent is not None)
 
 
 def migration_heads(versions_dir: Path = VERSIONS_DIR) -> frozenset[str] | None:
