@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +152,14 @@ class SQLiteWriteGate:
         with self._condition:
             self._is_held = False
             self._condition.notify_all()
+
+
+def upsert_insert(dialect_name: str) -> Callable[[Any], Any]:
+    """Return the INSERT constructor with ON CONFLICT clauses of PostgreSQL or SQLite."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return postgresql_insert if dialect_name == "postgresql" else sqlite_insert
 
 
 def sqlite_write_gate(engine: Engine) -> SQLiteWriteGate | None:

@@ -8,11 +8,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
+from storage.db import upsert_insert
 from storage.models import Delivery, DeliveryStatus
 from storage.types import utc_now
 
@@ -44,7 +43,7 @@ def insert_delivery(
         "attempts": 0,
         "error": error,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     statement = insert(Delivery).values(**values).on_conflict_do_nothing(
         index_elements=["delivery_id"]
     )
@@ -105,7 +104,7 @@ def insert_statement(dialect_name: str) -> Insert:
     The statement is built once per dialect instead of once per batch.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if dialect_name == "postgresql" else sqlite_insert
+    insert = upsert_insert(dialect_name)
     return (
         insert(table)
         .on_conflict_do_nothing(index_elements=["delivery_id"])

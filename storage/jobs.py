@@ -18,12 +18,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from storage import prefetch
+from storage.db import upsert_insert
 from storage.models import Job, Step
 from storage.runs import NOT_RUN_CONCLUSIONS, STATUS_RANK, merge_values, seconds_between, status_rank
 from storage.types import utc_now
@@ -243,7 +242,7 @@ def write_rows(session: Session, table: Any, key: list[str], rows: list[dict[str
 def upsert_statement(dialect_name: str, table_name: str, key: tuple[str, ...]) -> Any:
     """Return an INSERT that updates every non-key column of an existing row, built once."""
     table = {JOB.name: JOB, STEP.name: STEP}[table_name]
-    insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
+    insert = upsert_insert(dialect_name)
     statement = insert(table)
     return statement.on_conflict_do_update(
         index_elements=list(key),

@@ -27,12 +27,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel
 
-from storage.db import session_scope
+from storage.db import session_scope, upsert_insert
 from storage.models import metadata  # noqa: F401  (sets the naming convention before these tables)
 from storage.types import UTCDateTime, utc_now
 
@@ -174,7 +172,7 @@ def claim_period(
 ) -> bool:
     """Record `period` as done for `job` in the caller's transaction; return False if it already was."""
     values = {"job": job, "period": period, "holder": holder, "finished_at": now or utc_now()}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     statement = insert(JobRun).values(**values).on_conflict_do_nothing(index_elements=["job", "period"])
     # SQLAlchemy 2.1 reports rowcount -1 for an INSERT on PostgreSQL unless asked to keep it.
     result = session.execute(statement.execution_options(preserve_rowcount=True))

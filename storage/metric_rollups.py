@@ -22,10 +22,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Select, bindparam, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from storage.db import upsert_insert
 from storage.models import Metric
 from storage.models_release import MetricRollup, MetricRollupBucket
 from storage.types import UTCDateTime
@@ -164,7 +163,7 @@ def add_point_statements(dialect_name: str) -> tuple[Any, Any]:
     Both take their values as execution parameters, so a point costs no statement building.
     """
     is_postgresql = dialect_name == "postgresql"
-    insert = postgresql_insert if is_postgresql else sqlite_insert
+    insert = upsert_insert(dialect_name)
     least = func.least if is_postgresql else func.min
     greatest = func.greatest if is_postgresql else func.max
 

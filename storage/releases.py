@@ -12,12 +12,11 @@ import re
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from storage.metric_filter import as_utc
+from storage.db import upsert_insert
 from storage.jobs import JobRecord
+from storage.metric_filter import as_utc
 from storage.models import Job
 from storage.models_release import PublishStatus, ReleaseDashboard, ReleaseStage
 from storage.runs import seconds_between
@@ -63,16 +62,12 @@ def job_status(status: str | None, conclusion: str | None) -> PublishStatus:
     return PublishStatus.PENDING
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def ensure_dashboard(*, session: Session, repo: str, version: str, release_id: int | None = None) -> ReleaseDashboard:
     """Return the dashboard of a repo and version, creating it if needed (safe against a concurrent insert)."""
     now = utc_now()
     table = ReleaseDashboard.__table__  # type: ignore[attr-defined]
     session.execute(
-        _insert(session)(table)
+        upsert_insert(session.get_bind().dialect.name)(table)
         .values(repo=repo, version=version, release_id=release_id, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["repo", "version"])
     )
@@ -137,7 +132,7 @@ def _new_stage(session: Session, dashboard: ReleaseDashboard, name: str) -> Rele
     """Insert an empty pending stage (or find the one a concurrent writer inserted) and return it."""
     table = ReleaseStage.__table__  # type: ignore[attr-defined]
     session.execute(
-        _insert(session)(table)
+        upsert_insert(session.get_bind().dialect.name)(table)
         .values(
             dashboard_id=dashboard.id,
             name=name,
