@@ -27,10 +27,10 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     glibc gives threads that allocate at the same time separate arenas, up to 8 per core, and
     memory freed in one arena serves only later allocations from that arena. The request
     bodies, payloads and query results that the server's threads allocate are mostly larger
-    than 512 bytes, so they bypass pymalloc and land in those arenas. In a load like
-    bench/ingest_bench.py's throughput phase (9,000 deliveries over 32 connections, then the
-    drain) on a 2-core VM, the peak RSS was 120-122 MB with glibc's default (5 arenas in use)
-    and 111-116 MB with two, in three runs each.
+    than 512 bytes, so they bypass pymalloc and land in those arenas. The load measured
+    was like bench/ingest_bench.py's throughput phase (9,000 deliveries over 32 connections,
+    then the drain) on a 2-core VM. In three runs each, the peak RSS was 120-122 MB with glibc's
+    default (5 arenas in use) and 111-116 MB with two.
 
     Nothing is changed on other C libraries, or when MALLOC_ARENA_MAX, which glibc reads at
     process start, is set in the environment.

@@ -179,7 +179,9 @@ def process_batch(
     try:
         return run_batch(engine, settings, limit=limit, should_yield=should_yield, savepoints=False)
     except NeedsSavepoints as exc:
-        logger.info("batch rolled back, processing it again with savepoints", extra={"delivery_id": exc.args[0]})
+        logger.info(
+            "batch rolled back, processing it again with savepoints", extra={"delivery_id": exc.args[0]}
+        )
     return run_batch(engine, settings, limit=limit, should_yield=should_yield, savepoints=True)
 
 

@@ -134,8 +134,8 @@ class BatchFacts:
 
     `payloads` maps each claimed delivery's parsed body by delivery row id. `rows` maps, per
     model (installations, repositories, runs), each prefetched id to its object, or to None
-    while it is not stored. `jobs` maps each prefetched job id to its row, or None while the job is not stored; `steps`
-    maps the same ids to their steps by number. A run in `attempt_runs` had all its attempts
+    while it is not stored. `jobs` maps each prefetched job id to its row, or to None while the
+    job is not stored. `steps` maps the same ids to their steps by number. A run in `attempt_runs` had all its attempts
     read, so an attempt of it that is not in `attempts` does not exist.
     """
 

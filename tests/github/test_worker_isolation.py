@@ -46,9 +46,9 @@ def test_batch_error_isolates_one_delivery(bot: BotClient, monkeypatch: pytest.M
     assert job_ids == {1, 3}
 
 
-def test_reaction_integrity_error_reaches_the_worker_retry(bot: BotClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reaction_integrity_error_retried(bot: BotClient, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another replica inserting the same row shows up in a reaction as an IntegrityError. The
-    # worker answers it by processing the delivery once more, so the reaction must not swallow it.
+    # worker then processes the delivery once more, so the reaction must pass the error up.
     calls: list[str] = []
 
     def collides_twice(ctx: Any, payload: dict[str, Any]) -> None:

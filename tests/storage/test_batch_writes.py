@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.worker import BatchResult, process_batch
-from storage import deliveries, jobs, metrics, prefetch
+from handlers import slack as slack_handlers
+from storage import deliveries, jobs, metrics, outbox, prefetch
 from storage.db import create_db_engine, session_scope
 from storage.models import Delivery, DeliveryStatus, Job, Metric, Step
 from storage.models_release import MetricRollup, MetricRollupBucket
@@ -183,3 +184,20 @@ def test_record_metric_outside_a_batch_writes_at_once(engine: Engine) -> None:
         )
         stored = session.scalars(select(Metric)).one()
         assert (stored.repo, stored.value) == ("octo/widget", 12.5)
+
+
+def test_batch_reports_queued_messages(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker wakes the outbox sender only after a batch that queued a message.
+    store(engine, [job_delivery("d-1", 1, "queued")])
+    assert process_batch(engine, settings, limit=10).queued_messages is False
+
+    def queue_a_message(ctx: Any, payload: dict[str, Any]) -> None:
+        outbox.enqueue(session=ctx.session, kind="console", target="test", payload={"text": "hello"})
+
+    reaction = slack_handlers.Reaction(queue_a_message, lambda ctx: ctx.event == "workflow_job")
+    monkeypatch.setattr(slack_handlers, "REACTIONS", (reaction,))
+    store(engine, [job_delivery("d-2", 2, "queued")])
+
+    assert process_batch(engine, settings, limit=10).queued_messages is True
