@@ -14,6 +14,8 @@ import hmac
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -93,7 +95,13 @@ REDELIVERIES = Counter(
 
 def record_delivery_received(event: str) -> None:
     """Count a delivery the webhook endpoint stored."""
-    DELIVERIES_RECEIVED.labels(event=event).inc()
+    received_counter(event).inc()
+
+
+@lru_cache(maxsize=256)
+def received_counter(event: str) -> Any:
+    """Return the received-deliveries counter of one event, looked up once per event name."""
+    return DELIVERIES_RECEIVED.labels(event=event)
 
 
 def record_delivery_processed(event: str, outcome: str) -> None:

@@ -1,7 +1,7 @@
 """`POST /github/webhooks`: verify, store, acknowledge. Processing happens in the worker.
 
-`WebhookMiddleware` handles the endpoint as a plain ASGI app in front of FastAPI, and the FastAPI
-route documents it in the OpenAPI schema.
+`bot.app.BotApp` calls `serve_webhook` as a plain ASGI app in front of FastAPI's middleware and
+routing, and the FastAPI route documents the endpoint in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from bot.ingest import DeliveryWriter
 from bot.observability import record_delivery_received
@@ -135,23 +135,10 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
     return body, payload, None
 
 
-class WebhookMiddleware:
-    """Middleware that handles `POST /github/webhooks` with `serve_webhook` and passes on the rest.
-
-    It runs before FastAPI's routing, Request object and JSONResponse, which a delivery does
-    not need. FastAPI's error middleware still wraps it, so an exception becomes a 500 as in
-    any route.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_webhook = scope["type"] == "http" and scope["method"] == "POST"
-        if is_webhook and route_path(scope) == WEBHOOK_PATH:
-            await serve_webhook(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+def is_webhook_request(scope: Scope) -> bool:
+    """Tell whether an ASGI request is a `POST /github/webhooks`."""
+    is_post = scope["type"] == "http" and scope["method"] == "POST"
+    return is_post and route_path(scope) == WEBHOOK_PATH
 
 
 def route_path(scope: Scope) -> str:
@@ -167,8 +154,9 @@ def route_path(scope: Scope) -> str:
 @router.post(WEBHOOK_PATH)
 async def receive_webhook(request: Request) -> JSONResponse:
     """Accept one GitHub webhook delivery."""
-    # Reached only in an app without WebhookMiddleware, which handles this path before
-    # routing. The route documents the endpoint in the OpenAPI schema.
+    # `bot.app.BotApp` handles this path before FastAPI's middleware and routing, so this runs
+    # only when the FastAPI app is called directly. The route documents the endpoint in the
+    # OpenAPI schema.
     return WebhookReply()
 
 
@@ -196,6 +184,13 @@ async def serve_webhook(scope: Scope, receive: Receive, send: Send) -> None:
             extra={"delivery_id": header_value(scope, b"x-github-delivery")},
         )
         return
+    except Exception:
+        # The delivery was not stored (the database is down, say), so GitHub must see a
+        # failure and the delivery can be sent again.
+        logger.exception(
+            "webhook delivery not stored", extra={"delivery_id": header_value(scope, b"x-github-delivery")}
+        )
+        status, content = error(500, "the delivery could not be stored; send it again later")
     finally:
         worker.request_finished()
     await send_json(send, status, content)
@@ -210,12 +205,12 @@ def header_value(scope: Scope, name: bytes) -> str:
 
 
 async def send_json(send: Send, status: int, content: dict[str, Any]) -> None:
-    """Send a JSON response, encoded and with the headers of Starlette's JSONResponse.
+    """Send a JSON response, compact and with the headers of Starlette's JSONResponse.
 
     A 413 closes the connection: the client may still be sending the rest of the body, which
     the server would otherwise read as the next request.
     """
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    body = orjson.dumps(content)
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
     if status == 413:
         headers.append((b"connection", b"close"))

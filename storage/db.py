@@ -147,6 +147,14 @@ class SQLiteWriteGate:
                 if not background:
                     self._waiting -= 1
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free and no other transaction waits for it."""
+        with self._condition:
+            if self._is_held or self._waiting:
+                return False
+            self._is_held = True
+            return True
+
     def release(self) -> None:
         """Let the next waiting transaction begin."""
         with self._condition:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from storage.db import upsert_insert
@@ -57,59 +59,128 @@ def insert_deliveries(
 ) -> list[bool]:
     """Insert several deliveries in one statement; return, per row, whether it was new.
 
-    `session` is an ORM session or a Core connection. The webhook endpoint passes a connection,
-    because on SQLite a session doubled the CPU time of a one-row batch. Each row contains the
-    keyword arguments of `insert_delivery`. A delivery id already stored, or repeated earlier in
-    `rows`, counts as not new, as in `insert_delivery`.
+    `session` is an ORM session or a Core connection; the webhook endpoint passes a connection.
+    Each row contains the keyword arguments of `insert_delivery`. A delivery id already stored,
+    or repeated earlier in `rows`, counts as not new, as in `insert_delivery`.
     """
-    received_at = utc_now()
-    first_rows: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        first_rows.setdefault(row["delivery_id"], row)
-    if not first_rows:
-        return []
-    parameters = [
-        {
-            "delivery_id": row["delivery_id"],
-            "event": row["event"],
-            "action": row["action"],
-            "installation_id": row["installation_id"],
-            "repository": row["repository"],
-            "headers": row["headers"],
-            "body": row["body"],
-            "received_at": received_at,
-            "status": row.get("status", DeliveryStatus.PENDING).value,
-            "attempts": 0,
-            "error": row.get("error"),
-        }
-        for row in first_rows.values()
-    ]
-    bind = session.get_bind() if isinstance(session, Session) else session
-    # With several parameter sets and RETURNING, SQLAlchemy sends multi-row INSERT statements
-    # ("insertmanyvalues") on both SQLite and PostgreSQL.
-    inserted = set(session.execute(insert_statement(bind.dialect.name), parameters).scalars())
+    connection = session.connection() if isinstance(session, Session) else session
 
-    results = []
-    for row in rows:
-        delivery_id = row["delivery_id"]
-        is_new = first_rows.get(delivery_id) is row and delivery_id in inserted
-        results.append(is_new)
+    def execute(sql: str, parameters: tuple[Any, ...]) -> Sequence[Any]:
+        return connection.exec_driver_sql(sql, parameters).all()
+
+    return DeliveryInsert.for_dialect(connection.dialect).run(execute, rows)
+
+
+def insert_deliveries_unless_locked(
+    *, dbapi_connection: sqlite3.Connection, dialect: Dialect, rows: Sequence[dict[str, Any]]
+) -> list[bool] | None:
+    """Insert deliveries in a transaction of their own on a SQLite driver connection.
+
+    Returns None, having written nothing, when another connection holds the write lock. The
+    webhook endpoint calls this on its event loop, so the connection's busy timeout must be 0:
+    a wait here would stall every request.
+    """
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return None
+        raise
+    try:
+        results = DeliveryInsert.for_dialect(dialect).run(
+            lambda sql, parameters: dbapi_connection.execute(sql, parameters).fetchall(), rows
+        )
+    except BaseException:
+        dbapi_connection.execute("ROLLBACK")
+        raise
+    dbapi_connection.execute("COMMIT")
     return results
 
 
-@cache
-def insert_statement(dialect_name: str) -> Insert:
-    """Return the INSERT ... ON CONFLICT DO NOTHING RETURNING delivery_id statement of a dialect.
+class DeliveryInsert:
+    """A multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` of deliveries, in driver SQL.
 
-    The statement is built once per dialect instead of once per batch.
+    The webhook endpoint stores every delivery through this statement. Driver SQL skips
+    SQLAlchemy's per-row parameter processing. The column values are converted here as the
+    model's column types would store them: the headers as JSON text and the time through the
+    column type's own bind processor.
     """
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    insert = upsert_insert(dialect_name)
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["delivery_id"])
-        .returning(table.c.delivery_id)
+
+    COLUMNS = (
+        "delivery_id", "event", "action", "installation_id", "repository", "headers", "body",
+        "received_at", "status", "attempts", "error",
     )
+
+    def __init__(self, dialect: Dialect) -> None:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        self.convert_time = table.c.received_at.type.bind_processor(dialect)
+        if dialect.name == "postgresql":
+            # psycopg sends str parameters as text, which a json column takes only by a cast.
+            placeholders = ["%s"] * len(self.COLUMNS)
+            placeholders[self.COLUMNS.index("headers")] = "%s::json"
+        else:
+            placeholders = ["?"] * len(self.COLUMNS)
+        self.values_row = "(" + ", ".join(placeholders) + ")"
+        self.prefix = f"INSERT INTO delivery ({', '.join(self.COLUMNS)}) VALUES "
+        self.suffix = " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id"
+        self._sql_by_count: dict[int, str] = {}
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> DeliveryInsert:
+        """Return the statement of a dialect, built once per dialect object."""
+        statement = DELIVERY_INSERTS.get(dialect)
+        if statement is None:
+            statement = DELIVERY_INSERTS[dialect] = cls(dialect)
+        return statement
+
+    def run(
+        self, execute: Callable[[str, tuple[Any, ...]], Sequence[Any]], rows: Sequence[dict[str, Any]]
+    ) -> list[bool]:
+        """Insert the rows with `execute(sql, parameters)`; return, per row, whether it was new."""
+        first_rows: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            first_rows.setdefault(row["delivery_id"], row)
+        if not first_rows:
+            return []
+
+        sql, parameters = self.build(list(first_rows.values()))
+        inserted = {row[0] for row in execute(sql, parameters)}
+
+        results = []
+        for row in rows:
+            delivery_id = row["delivery_id"]
+            results.append(first_rows.get(delivery_id) is row and delivery_id in inserted)
+        return results
+
+    def build(self, rows: Sequence[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+        """Return the SQL for `len(rows)` rows and its flat tuple of parameters."""
+        sql = self._sql_by_count.get(len(rows))
+        if sql is None:
+            sql = self.prefix + ", ".join([self.values_row] * len(rows)) + self.suffix
+            if len(self._sql_by_count) < MAX_CACHED_STATEMENTS:
+                self._sql_by_count[len(rows)] = sql
+        received_at = self.convert_time(utc_now()) if self.convert_time else utc_now()
+        parameters: list[Any] = []
+        for row in rows:
+            parameters += (
+                row["delivery_id"],
+                row["event"],
+                row["action"],
+                row["installation_id"],
+                row["repository"],
+                orjson.dumps(row["headers"]).decode(),
+                row["body"],
+                received_at,
+                row.get("status", DeliveryStatus.PENDING).value,
+                0,
+                row.get("error"),
+            )
+        return sql, tuple(parameters)
+
+
+# Statements kept per row count; the endpoint's batches stay far below this many rows.
+MAX_CACHED_STATEMENTS = 512
+DELIVERY_INSERTS: weakref.WeakKeyDictionary[Dialect, DeliveryInsert] = weakref.WeakKeyDictionary()
 
 
 CLAIM_PENDING = (

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from bot import worker as worker_module
 from bot.config import Settings
 from bot.ingest import DeliveryWriter
-from bot import worker as worker_module
 from bot.worker import process_batch
 from storage import deliveries
 from storage.db import SQLiteWriteGate, create_db_engine, session_scope, sqlite_write_gate
@@ -49,13 +50,6 @@ def count_deliveries(engine: Engine) -> int:
         return session.scalar(select(func.count()).select_from(Delivery)) or 0
 
 
-def count_commits(engine: Engine) -> list[int]:
-    """Return a list that grows by one on each commit on the engine."""
-    commits: list[int] = []
-    event.listen(engine, "commit", lambda _connection: commits.append(1))
-    return commits
-
-
 def test_insert_deliveries_new_and_duplicate(engine: Engine) -> None:
     with session_scope(engine) as session:
         deliveries.insert_delivery(session=session, **delivery_row("stored-1"))
@@ -81,19 +75,44 @@ def test_insert_deliveries_keeps_status_and_error(engine: Engine) -> None:
     assert stored.headers == {"x-github-event": "workflow_job"}
 
 
-def test_writer_commits_concurrent_rows_once(engine: Engine) -> None:
+def test_writer_stores_concurrent_rows_in_one_batch(engine: Engine) -> None:
     writer = DeliveryWriter(engine)
-    commits = count_commits(engine)
     ids = [f"concurrent-{index}" for index in range(20)]
 
     async def store_all() -> list[bool]:
         return list(await asyncio.gather(*(writer.store(delivery_row(one)) for one in ids)))
 
     results = asyncio.run(store_all())
+    writer.close()
 
     assert results == [True] * 20
-    assert count_deliveries(engine) == 20
-    assert len(commits) == 1
+    # One batch stamps all its rows with one time.
+    with Session(engine) as session:
+        times = session.scalars(select(Delivery.received_at)).all()
+    assert len(times) == 20
+    assert len(set(times)) == 1
+
+
+def test_writer_waits_out_another_process_lock(database_url: str, engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite has a database-wide write lock")
+    writer = DeliveryWriter(engine)
+    # A separate driver connection stands for another process: the gate does not see it.
+    other = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.3, other.execute, args=("COMMIT",))
+
+    async def store_one() -> bool:
+        released.start()
+        return await writer.store(delivery_row("locked-1"))
+
+    assert asyncio.run(store_one()) is True
+    writer.close()
+    other.close()
+    assert count_deliveries(engine) == 1
+    with engine.connect() as connection:
+        # The connection the loop borrowed is back in the pool with the normal busy timeout.
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
 
 
 def test_writer_same_id_twice_in_batch(engine: Engine) -> None:
