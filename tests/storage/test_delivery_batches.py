@@ -212,3 +212,26 @@ def test_batch_stops_when_asked_to_yield(
     assert result.total == 1
     with Session(engine) as session:
         assert deliveries.count_by_status(session=session).get("pending") == 2
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes"),
+    [(1, [1]), (3, [2, 1]), (12, [8, 4]), (130, [128, 2]), (300, [128, 128, 32, 8, 4])],
+)
+def test_chunks_of_powers_of_two(count: int, sizes: list[int]) -> None:
+    chunks = list(deliveries.power_of_two_chunks(list(range(count))))
+
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert [row for chunk in chunks for row in chunk] == list(range(count))
+
+
+def test_insert_deliveries_across_chunks(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        deliveries.insert_deliveries(session=session, rows=[delivery_row("chunk-5")])
+    rows = [delivery_row(f"chunk-{index}") for index in range(300)] + [delivery_row("chunk-7")]
+
+    with session_scope(engine) as session:
+        results = deliveries.insert_deliveries(session=session, rows=rows)
+
+    assert results == [index != 5 for index in range(300)] + [False]
+    assert count_deliveries(engine) == 300
