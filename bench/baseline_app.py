@@ -1,8 +1,10 @@
 """The reference for the ingestion benchmark: a bare ASGI webhook receiver.
 
 It does the least a correct receiver can do: read the body, check the GitHub HMAC signature
-over the raw bytes, then one SQLite INSERT and COMMIT per request (WAL, synchronous=NORMAL, as
-the bot uses) before the 202 response. No framework, no JSON parsing, no worker.
+over the raw bytes, then one SQLite INSERT and COMMIT per request before the 202 response. The
+database is in WAL mode with `synchronous=FULL`, as the bot's webhook inserts are, so each
+commit is on disk before its response; `BENCH_SQLITE_SYNCHRONOUS=NORMAL` syncs only at
+checkpoints instead. No framework, no JSON parsing, no worker.
 
 Run it with the same uvicorn options as the bot, for example:
 `BENCH_SECRET=... BENCH_SQLITE_PATH=/tmp/base.db uvicorn bench.baseline_app:app --no-access-log`.
@@ -19,6 +21,7 @@ from typing import Any
 
 SECRET = os.environ.get("BENCH_SECRET", "").encode()
 DATABASE_PATH = os.environ.get("BENCH_SQLITE_PATH", "baseline.db")
+SYNCHRONOUS = os.environ.get("BENCH_SQLITE_SYNCHRONOUS", "FULL")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery (
@@ -32,10 +35,12 @@ CREATE TABLE IF NOT EXISTS delivery (
 
 
 def open_database(path: str) -> sqlite3.Connection:
-    """Open the database in autocommit mode with WAL and the delivery table."""
+    """Open the database in autocommit mode with WAL, the chosen sync level and the delivery table."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
+    if SYNCHRONOUS not in ("FULL", "NORMAL"):
+        raise SystemExit(f"BENCH_SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {SYNCHRONOUS!r}")
+    connection.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
     connection.execute("PRAGMA busy_timeout=30000")
     connection.execute(SCHEMA)
     return connection

@@ -2,9 +2,8 @@
 
 While one transaction runs, the requests that arrive queue up; when it commits, the next
 transaction stores all of them with one multi-row INSERT. Every request still gets its response
-only after the transaction holding its delivery has committed. On SQLite this also keeps a single
-connection writing for the endpoint instead of one per thread-pool thread. On PostgreSQL it
-pays one commit (and one WAL flush) per batch instead of one per delivery.
+only after the transaction holding its delivery has committed to disk, and a batch pays one sync
+of the write-ahead log (SQLite's or PostgreSQL's) instead of one per delivery.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sqlite3
 import threading
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from storage import deliveries
-from storage.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_write_gate
+from storage.db import SQLITE_BUSY_TIMEOUT_MS, configure_inbox_connection, sqlite_write_gate
 
 logger = logging.getLogger(__name__)
 
@@ -29,35 +29,37 @@ MAX_BATCH = 256
 
 
 def store_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[bool]:
-    """Insert the rows in one transaction; return, per row, whether its delivery was new."""
-    # A Core connection, because the rows need no ORM and a Session doubled the CPU time of a
-    # one-row batch on SQLite. The connection's "begin" and "commit" events still take and
-    # release the SQLite write gate (storage/db.py).
+    """Insert the rows in one transaction on PostgreSQL; return, per row, whether each was new."""
+    # A Core connection, because the rows need no ORM. PostgreSQL's default
+    # synchronous_commit=on makes the commit wait for the WAL flush.
     with engine.begin() as connection:
         return deliveries.insert_deliveries(session=connection, rows=rows)
 
 
-def store_rows_one_by_one(engine: Engine, rows: list[dict[str, Any]]) -> list[bool | Exception]:
-    """Insert each row in its own transaction, so one bad row fails only its own request."""
-    results: list[bool | Exception] = []
-    for row in rows:
-        try:
-            with engine.begin() as connection:
-                results.extend(deliveries.insert_deliveries(session=connection, rows=[row]))
-        except Exception as exc:  # noqa: BLE001 - handed to the request that sent the row
-            results.append(exc)
-    return results
+def open_inbox_connection(engine: Engine, *, busy_timeout_ms: int) -> PoolProxiedConnection:
+    """Open a SQLite driver connection for the endpoint's inserts, outside the engine's pool.
+
+    Its commits wait until the write-ahead log is on disk (`synchronous=FULL`), so a delivery
+    acknowledged with 2xx survives a power loss as well as a crash of the bot. The engine's
+    other connections keep `synchronous=NORMAL`: the worker's commits can be redone from the
+    stored deliveries. A group commit pays one sync for all the rows of its batch.
+    """
+    connection = engine.raw_connection()
+    # Detached, it closes for good instead of going back to the pool with these settings.
+    connection.detach()
+    configure_inbox_connection(connection.dbapi_connection, busy_timeout_ms=busy_timeout_ms)
+    return connection
 
 
 class DeliveryWriter:
     """Stores deliveries for the webhook endpoint, batching those of concurrent requests.
 
     On SQLite, the rows queued during one pass of the event loop are written at its end, on
-    the loop itself, when no other transaction holds or waits for the write lock. Such a batch
-    of about 12 rows took 0.8 ms in the ingestion benchmark. In a thread, the same batches
-    took about seven times as long as they do alone (2.2 ms against 0.3 ms for 16 rows), most
-    of it spent waiting to run again after each call into SQLite, and the requests waited
-    for them.
+    the loop itself, when no other transaction holds or waits for the write lock. Before the
+    commits were synced to disk, such a batch of about 12 rows took 0.8 ms in the ingestion
+    benchmark. In a thread, the same batches took about seven times as long as alone (2.2 ms
+    against 0.3 ms for 16 rows). Most of that was spent waiting to run again after each call
+    into SQLite, and the requests waited for it.
 
     Otherwise (PostgreSQL, or SQLite while the worker writes) one thread writes: as soon as a
     transaction commits, it takes every row queued meanwhile and starts the next one. Each
@@ -71,6 +73,7 @@ class DeliveryWriter:
         # An in-memory database has one connection for everything, so it is not borrowed.
         self._writes_on_loop = self._gate is not None and not isinstance(engine.pool, StaticPool)
         self._loop_connection: PoolProxiedConnection | None = None
+        self._thread_connection: PoolProxiedConnection | None = None
         self._loop_flush_due = False
         # Appended by event loops and popped by the thread; deque operations are atomic.
         self._queue: collections.deque[tuple[dict[str, Any], asyncio.Future[bool]]] = collections.deque()
@@ -85,10 +88,10 @@ class DeliveryWriter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        if self._loop_connection is not None:
-            self._loop_connection.driver_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            self._loop_connection.close()
-            self._loop_connection = None
+        for connection in (self._loop_connection, self._thread_connection):
+            if connection is not None:
+                connection.close()
+        self._loop_connection = self._thread_connection = None
 
     async def store(self, row: dict[str, Any]) -> bool:
         """Store one delivery (the arguments of `insert_delivery`); return whether it was new.
@@ -145,13 +148,46 @@ class DeliveryWriter:
         return True
 
     def _connection_for_loop(self) -> Any:
-        """Return the SQLite driver connection the loop writes on, borrowed from the pool once."""
+        """Return the SQLite driver connection the loop writes on, opened on first use."""
         if self._loop_connection is None:
-            self._loop_connection = self.engine.raw_connection()
             # Another process's transaction must not make the loop wait: the batch goes to the
             # thread instead, which waits with the normal busy timeout.
-            self._loop_connection.driver_connection.execute("PRAGMA busy_timeout=0")
-        return self._loop_connection.driver_connection
+            self._loop_connection = open_inbox_connection(self.engine, busy_timeout_ms=0)
+        return self._loop_connection.dbapi_connection
+
+    def _connection_for_thread(self) -> Any:
+        """Return the SQLite driver connection the thread writes on, opened on first use."""
+        if self._thread_connection is None:
+            self._thread_connection = open_inbox_connection(self.engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+        return self._thread_connection.dbapi_connection
+
+    def _store(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """Insert rows from the thread, waiting for SQLite's write lock as long as its busy timeout."""
+        if self._gate is None:
+            return store_rows(self.engine, rows)
+        is_held = self._gate.acquire()
+        try:
+            results = deliveries.insert_deliveries_unless_locked(
+                dbapi_connection=self._connection_for_thread(), dialect=self.engine.dialect, rows=rows
+            )
+        finally:
+            if is_held:
+                self._gate.release()
+        if results is None:
+            raise sqlite3.OperationalError(
+                f"database is locked: another process kept SQLite's write lock for {SQLITE_BUSY_TIMEOUT_MS} ms"
+            )
+        return results
+
+    def _store_one_by_one(self, rows: list[dict[str, Any]]) -> list[bool | Exception]:
+        """Insert each row in its own transaction, so one bad row fails only its own request."""
+        results: list[bool | Exception] = []
+        for row in rows:
+            try:
+                results.extend(self._store([row]))
+            except Exception as exc:  # noqa: BLE001 - handed to the request that sent the row
+                results.append(exc)
+        return results
 
     def _start_thread(self) -> None:
         with self._start_lock:
@@ -174,13 +210,13 @@ class DeliveryWriter:
         rows = [row for row, _ in batch]
         results: list[bool] | list[bool | Exception]
         try:
-            results = store_rows(self.engine, rows)
+            results = self._store(rows)
         except Exception as exc:  # noqa: BLE001 - retried row by row to find the failing rows
             if len(rows) == 1:
                 results = [exc]
             else:
                 logger.warning("batch insert of %d deliveries failed, retrying one by one: %s", len(rows), exc)
-                results = store_rows_one_by_one(self.engine, rows)
+                results = self._store_one_by_one(rows)
         except BaseException as exc:
             # No request may wait for ever, whatever stopped this thread.
             results = [RuntimeError(f"the delivery writer stopped: {exc!r}")] * len(rows)

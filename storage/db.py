@@ -66,6 +66,12 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def configure_inbox_connection(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
+    """Make a SQLite connection's commits durable on disk, with the given busy timeout."""
+    dbapi_connection.execute("PRAGMA synchronous=FULL")
+    dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+
 def _begin_immediate(connection: Any, gate: SQLiteWriteGate) -> None:
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another connection wrote in between; IMMEDIATE takes the write lock first and waits.

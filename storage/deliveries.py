@@ -78,9 +78,9 @@ def insert_deliveries_unless_locked(
 ) -> list[bool] | None:
     """Insert deliveries in a transaction of their own on a SQLite driver connection.
 
-    Returns None, having written nothing, when another connection holds the write lock. The
-    webhook endpoint calls this on its event loop, so the connection's busy timeout must be 0:
-    a wait here would stall every request.
+    Returns None, having written nothing, when the write lock stayed taken for the
+    connection's whole busy timeout. The webhook endpoint calls this on its event loop with a
+    busy timeout of 0, because a wait there would stall every request.
     """
     try:
         dbapi_connection.execute("BEGIN IMMEDIATE")

@@ -110,8 +110,25 @@ def test_writer_waits_out_another_process_lock(database_url: str, engine: Engine
     writer.close()
     other.close()
     assert count_deliveries(engine) == 1
+
+
+def test_writer_commits_durably_on_sqlite(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's commits wait for the WAL flush by default")
+    writer = DeliveryWriter(engine)
+
+    async def store_one() -> bool:
+        return await writer.store(delivery_row("durable-1"))
+
+    assert asyncio.run(store_one()) is True
+    inbox = writer._connection_for_loop()
+    # 2 is FULL: the commit waits until the write-ahead log is on disk.
+    assert inbox.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert inbox.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    writer.close()
     with engine.connect() as connection:
-        # The connection the loop borrowed is back in the pool with the normal busy timeout.
+        # The engine's own connections keep NORMAL (1) and the usual busy timeout.
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
 
 
