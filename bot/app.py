@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
             outbox_worker.stop()
             writer = getattr(app.state, "delivery_writer", None)
             if writer is not None:
-                writer.close()
+                await writer.aclose()
             engine.dispose()
 
     app = BotApp(

@@ -19,7 +19,12 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from storage import deliveries
-from storage.db import SQLITE_BUSY_TIMEOUT_MS, configure_inbox_connection, sqlite_write_gate
+from storage.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    configure_inbox_connection,
+    psycopg_conninfo,
+    sqlite_write_gate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +66,9 @@ class DeliveryWriter:
     against 0.3 ms for 16 rows). Most of that was spent waiting to run again after each call
     into SQLite, and the requests waited for it.
 
-    Otherwise (PostgreSQL, or SQLite while the worker writes) one thread writes: as soon as a
+    On PostgreSQL, a task inserts on an asyncio psycopg connection: while one transaction
+    waits for its commit, the next batch queues up. Otherwise (SQLite while another
+    transaction writes, or after the asyncio insert failed) one thread writes: as soon as a
     transaction commits, it takes every row queued meanwhile and starts the next one. Each
     request's future is resolved on its own event loop.
     """
@@ -74,6 +81,12 @@ class DeliveryWriter:
         self._writes_on_loop = self._gate is not None and not isinstance(engine.pool, StaticPool)
         self._loop_connection: PoolProxiedConnection | None = None
         self._thread_connection: PoolProxiedConnection | None = None
+        # PostgreSQL: an asyncio connection on the loop of the first request, and the task
+        # that inserts the queued rows on it.
+        self._writes_async = engine.dialect.name == "postgresql"
+        self._async_connection: Any = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._insert_task: asyncio.Task[None] | None = None
         self._loop_flush_due = False
         # Appended by event loops and popped by the thread; deque operations are atomic.
         self._queue: collections.deque[tuple[dict[str, Any], asyncio.Future[bool]]] = collections.deque()
@@ -93,6 +106,15 @@ class DeliveryWriter:
                 connection.close()
         self._loop_connection = self._thread_connection = None
 
+    async def aclose(self) -> None:
+        """Close the asyncio connection, then write what is queued and end the thread."""
+        if self._insert_task is not None:
+            await asyncio.wait([self._insert_task])
+        await self._close_async_connection()
+        self._writes_async = False
+        self._wake_thread()
+        self.close()
+
     async def store(self, row: dict[str, Any]) -> bool:
         """Store one delivery (the arguments of `insert_delivery`); return whether it was new.
 
@@ -102,13 +124,61 @@ class DeliveryWriter:
         if self._closing:
             raise RuntimeError("the delivery writer was stopped")
         self._queue.append((row, future))
+        loop = future.get_loop()
         if self._writes_on_loop:
             if not self._loop_flush_due:
                 self._loop_flush_due = True
-                future.get_loop().call_soon(self._flush_on_loop)
+                loop.call_soon(self._flush_on_loop)
+        elif self._writes_async and self._async_loop in (None, loop):
+            if self._insert_task is None:
+                self._insert_task = loop.create_task(self._insert_queued_async())
         else:
             self._wake_thread()
         return await future
+
+    async def _insert_queued_async(self) -> None:
+        """Insert the queued rows on the asyncio connection, one batch after the other."""
+        try:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                if not await self._insert_async(batch):
+                    self._queue.extendleft(reversed(batch))
+                    self._wake_thread()
+                    return
+        finally:
+            self._insert_task = None
+
+    async def _insert_async(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> bool:
+        """Insert one batch; return False, for the thread to retry it, if the insert failed."""
+        rows = [row for row, _ in batch]
+        try:
+            connection = await self._connection_for_async()
+            results = await deliveries.insert_deliveries_async(
+                connection=connection, dialect=self.engine.dialect, rows=rows
+            )
+        except Exception as exc:  # noqa: BLE001 - the thread retries, row by row if need be
+            logger.warning("batch insert of %d deliveries failed, retrying from a thread: %s", len(rows), exc)
+            await self._close_async_connection()
+            return False
+        settle(list(zip((future for _, future in batch), results, strict=True)))
+        return True
+
+    async def _connection_for_async(self) -> Any:
+        """Return the asyncio psycopg connection, opened on first use on the running loop."""
+        if self._async_connection is None:
+            import psycopg
+
+            self._async_loop = asyncio.get_running_loop()
+            self._async_connection = await psycopg.AsyncConnection.connect(psycopg_conninfo(self.engine))
+        return self._async_connection
+
+    async def _close_async_connection(self) -> None:
+        connection, self._async_connection = self._async_connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception as exc:  # noqa: BLE001 - a broken connection is dropped all the same
+                logger.warning("closing the delivery writer's PostgreSQL connection failed: %s", exc)
 
     def _wake_thread(self) -> None:
         if self._thread is None:

@@ -66,6 +66,17 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def psycopg_conninfo(engine: Engine) -> str:
+    """Return the libpq connection string of a PostgreSQL engine's URL, for a psycopg connection."""
+    from psycopg.conninfo import make_conninfo
+
+    url = engine.url
+    arguments = url.translate_connect_args(username="user", database="dbname")
+    arguments = {key: str(value) for key, value in arguments.items()}
+    options = {key: value for key, value in url.query.items() if isinstance(value, str)}
+    return make_conninfo(**arguments, **options)
+
+
 def configure_inbox_connection(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
     """Make a SQLite connection's commits durable on disk, with the given busy timeout."""
     dbapi_connection.execute("PRAGMA synchronous=FULL")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -16,6 +17,9 @@ from sqlmodel import Session
 from storage.db import upsert_insert
 from storage.models import Delivery, DeliveryStatus
 from storage.types import utc_now
+
+if TYPE_CHECKING:
+    import psycopg
 
 T = TypeVar("T")
 
@@ -99,6 +103,19 @@ def insert_deliveries_unless_locked(
     return results
 
 
+async def insert_deliveries_async(
+    *, connection: psycopg.AsyncConnection[Any], dialect: Dialect, rows: Sequence[dict[str, Any]]
+) -> list[bool]:
+    """Insert deliveries in one transaction on an asyncio psycopg connection to PostgreSQL."""
+    plan = DeliveryInsert.for_dialect(dialect).plan(rows)
+    inserted: set[str] = set()
+    async with connection.transaction():
+        for sql, parameters in plan.statements:
+            cursor = await connection.execute(sql, parameters)
+            inserted.update(row[0] for row in await cursor.fetchall())
+    return plan.results(inserted)
+
+
 def power_of_two_chunks(rows: list[T]) -> Iterator[list[T]]:
     """Split rows into chunks of 128, 64, ..., 2 and 1 rows, the largest first.
 
@@ -114,6 +131,23 @@ def power_of_two_chunks(rows: list[T]) -> Iterator[list[T]]:
             size //= 2
         yield rows[start : start + size]
         start += size
+
+
+@dataclass
+class InsertPlan:
+    """The statements of one multi-row delivery insert, and how to read their results."""
+
+    rows: Sequence[dict[str, Any]]
+    first_rows: dict[str, dict[str, Any]]
+    statements: list[tuple[str, tuple[Any, ...]]]
+
+    def results(self, inserted: set[str]) -> list[bool]:
+        """Return, per row, whether it was new, given the delivery ids the statements returned."""
+        results = []
+        for row in self.rows:
+            delivery_id = row["delivery_id"]
+            results.append(self.first_rows.get(delivery_id) is row and delivery_id in inserted)
+        return results
 
 
 class DeliveryInsert:
@@ -156,23 +190,22 @@ class DeliveryInsert:
         self, execute: Callable[[str, tuple[Any, ...]], Sequence[Any]], rows: Sequence[dict[str, Any]]
     ) -> list[bool]:
         """Insert the rows with `execute(sql, parameters)`; return, per row, whether it was new."""
+        plan = self.plan(rows)
+        inserted: set[str] = set()
+        for sql, parameters in plan.statements:
+            inserted.update(row[0] for row in execute(sql, parameters))
+        return plan.results(inserted)
+
+    def plan(self, rows: Sequence[dict[str, Any]]) -> InsertPlan:
+        """Return the statements that insert the rows, one per chunk, each row once."""
         first_rows: dict[str, dict[str, Any]] = {}
         for row in rows:
             first_rows.setdefault(row["delivery_id"], row)
-        if not first_rows:
-            return []
-
-        inserted: set[str] = set()
         received_at = self.convert_time(utc_now()) if self.convert_time else utc_now()
-        for chunk in power_of_two_chunks(list(first_rows.values())):
-            sql, parameters = self.build(chunk, received_at)
-            inserted.update(row[0] for row in execute(sql, parameters))
-
-        results = []
-        for row in rows:
-            delivery_id = row["delivery_id"]
-            results.append(first_rows.get(delivery_id) is row and delivery_id in inserted)
-        return results
+        statements = [
+            self.build(chunk, received_at) for chunk in power_of_two_chunks(list(first_rows.values()))
+        ]
+        return InsertPlan(rows=rows, first_rows=first_rows, statements=statements)
 
     def build(self, rows: Sequence[dict[str, Any]], received_at: Any) -> tuple[str, tuple[Any, ...]]:
         """Return the SQL for `len(rows)` rows and its flat tuple of parameters."""

@@ -7,8 +7,8 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -21,6 +21,8 @@ from bot.worker import process_batch
 from storage import deliveries
 from storage.db import SQLiteWriteGate, create_db_engine, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -43,6 +45,18 @@ def delivery_row(delivery_id: str, **overrides: Any) -> dict[str, Any]:
         "body": json.dumps(payload).encode(),
     }
     return {**row, **overrides}
+
+
+def run_and_close(writer: DeliveryWriter, store: Callable[[], Awaitable[T]]) -> T:
+    """Run `store()` on a new event loop, then close the writer on that loop."""
+
+    async def run() -> T:
+        try:
+            return await store()
+        finally:
+            await writer.aclose()
+
+    return asyncio.run(run())
 
 
 def count_deliveries(engine: Engine) -> int:
@@ -82,8 +96,7 @@ def test_writer_stores_concurrent_rows_in_one_batch(engine: Engine) -> None:
     async def store_all() -> list[bool]:
         return list(await asyncio.gather(*(writer.store(delivery_row(one)) for one in ids)))
 
-    results = asyncio.run(store_all())
-    writer.close()
+    results = run_and_close(writer, store_all)
 
     assert results == [True] * 20
     # One batch stamps all its rows with one time.
@@ -106,8 +119,7 @@ def test_writer_waits_out_another_process_lock(database_url: str, engine: Engine
         released.start()
         return await writer.store(delivery_row("locked-1"))
 
-    assert asyncio.run(store_one()) is True
-    writer.close()
+    assert run_and_close(writer, store_one) is True
     other.close()
     assert count_deliveries(engine) == 1
 
@@ -120,7 +132,7 @@ def test_writer_commits_durably_on_sqlite(engine: Engine) -> None:
     async def store_one() -> bool:
         return await writer.store(delivery_row("durable-1"))
 
-    assert asyncio.run(store_one()) is True
+    assert run_and_close(writer, store_one) is True
     inbox = writer._connection_for_loop()
     # 2 is FULL: the commit waits until the write-ahead log is on disk.
     assert inbox.execute("PRAGMA synchronous").fetchone() == (2,)
@@ -139,7 +151,7 @@ def test_writer_same_id_twice_in_batch(engine: Engine) -> None:
         rows = [delivery_row("twice-1"), delivery_row("twice-1")]
         return list(await asyncio.gather(*(writer.store(row) for row in rows)))
 
-    assert asyncio.run(store_twice()) == [True, False]
+    assert run_and_close(writer, store_twice) == [True, False]
     assert count_deliveries(engine) == 1
 
 
@@ -153,7 +165,7 @@ def test_writer_failing_row_fails_alone(engine: Engine) -> None:
             await asyncio.gather(*(writer.store(row) for row in rows), return_exceptions=True)
         )
 
-    results = asyncio.run(store_all())
+    results = run_and_close(writer, store_all)
 
     assert results[0] is True
     assert isinstance(results[1], Exception)
