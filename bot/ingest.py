@@ -106,6 +106,11 @@ class DeliveryWriter:
                 connection.close()
         self._loop_connection = self._thread_connection = None
 
+    @property
+    def commits_off_loop(self) -> bool:
+        """Tell whether `store` waits for a commit that takes no CPU of this process (PostgreSQL)."""
+        return self._writes_async
+
     async def aclose(self) -> None:
         """Close the asyncio connection, then write what is queued and end the thread."""
         if self._insert_task is not None:

@@ -6,6 +6,7 @@ routing, and the FastAPI route documents the endpoint in the OpenAPI schema.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -274,23 +275,26 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
     repository_name = repository.get("full_name") if isinstance(repository, dict) else None
     action = payload.get("action")
     # The writer returns once the transaction holding this delivery has committed.
-    stored = await delivery_writer(state).store(
-        dict(
-            delivery_id=delivery_id[:100],
-            event=event[:100],
-            action=text_column(action, 100),
-            installation_id=as_int(installation_id, MAX_ID),
-            repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
-            headers={
-                name: headers[key].decode("latin-1")
-                for name, key in KEPT_HEADER_KEYS
-                if key in headers
-            },
-            body=json_body,
-            status=status,
-            error=problem,
+    writer = delivery_writer(state)
+    pause = state.worker.request_paused() if writer.commits_off_loop else contextlib.nullcontext()
+    with pause:
+        stored = await writer.store(
+            dict(
+                delivery_id=delivery_id[:100],
+                event=event[:100],
+                action=text_column(action, 100),
+                installation_id=as_int(installation_id, MAX_ID),
+                repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
+                headers={
+                    name: headers[key].decode("latin-1")
+                    for name, key in KEPT_HEADER_KEYS
+                    if key in headers
+                },
+                body=json_body,
+                status=status,
+                error=problem,
+            )
         )
-    )
     if not stored:
         return 200, {"status": "duplicate", "delivery_id": delivery_id}
     record_delivery_received(event)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -21,11 +22,16 @@ from handlers.github import Handler, handler_for
 from handlers.github.context import HandlerContext
 from handlers.slack import react_to_delivery
 from storage import deliveries, outbox
+from storage.db import (
+    background_engine,
+    commit_without_flush_wait,
+    session_scope,
+    sqlite_write_gate,
+)
 from storage.metrics import flush_pending_metrics
-from storage.db import background_engine, commit_without_flush_wait, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
-from storage.prefetch import forget as forget_batch_facts
 from storage.prefetch import cached_payload, flush_pending_rows, prefetch_facts
+from storage.prefetch import forget as forget_batch_facts
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +335,15 @@ class Worker:
         if self._requests <= 0:
             self._requests = 0
             self._no_requests.set()
+
+    @contextlib.contextmanager
+    def request_paused(self) -> Iterator[None]:
+        """Let the thread run while a request noted by `request_started` waits without the CPU."""
+        self.request_finished()
+        try:
+            yield
+        finally:
+            self.request_started()
 
     def has_requests(self) -> bool:
         """Tell whether a webhook request is in flight."""

@@ -264,3 +264,23 @@ def test_insert_deliveries_across_chunks(engine: Engine) -> None:
 
     assert results == [index != 5 for index in range(300)] + [False]
     assert count_deliveries(engine) == 300
+
+
+def test_worker_runs_while_request_waits_for_commit(engine: Engine, settings: Settings) -> None:
+    worker = worker_module.Worker(engine, settings)
+    worker.request_started()
+
+    with worker.request_paused():
+        assert not worker.has_requests()
+    assert worker.has_requests()
+    worker.request_finished()
+    assert not worker.has_requests()
+
+
+def test_postgresql_store_pauses_worker(engine: Engine) -> None:
+    # The asyncio insert waits for PostgreSQL's commit without the CPU, so the webhook
+    # endpoint lets the worker run meanwhile; SQLite's insert runs on the event loop.
+    writer = DeliveryWriter(engine)
+
+    assert writer.commits_off_loop is (engine.dialect.name == "postgresql")
+    writer.close()
