@@ -143,9 +143,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
 
 
 def ping_database(engine: object) -> bool:
+    """Tell whether the database is reachable and has the bot's schema (the delivery table)."""
     try:
         with engine.connect() as connection:  # type: ignore[attr-defined]
-            connection.execute(text("SELECT 1"))
+            # A database recreated empty still runs SELECT 1, yet every webhook would fail.
+            connection.execute(text("SELECT 1 FROM delivery LIMIT 1"))
         return True
     except Exception:  # noqa: BLE001 - any failure means not ready
         logger.warning("database ping failed", exc_info=True)

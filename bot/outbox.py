@@ -133,6 +133,10 @@ def deliver_due(engine: Engine, *, limit: int = 50) -> int:
     return len(messages)
 
 
+# The maximum wait between batches while the database fails.
+MAX_FAILURE_WAIT_SECONDS = 30.0
+
+
 class OutboxWorker:
     """A thread that sends due outbox messages, woken by new ones or a poll interval."""
 
@@ -166,16 +170,21 @@ class OutboxWorker:
         self._wake.set()
 
     def _run(self) -> None:
+        # Seconds to wait after a failed batch, doubled on each failure in a row, so that a
+        # database that stays down is not logged once per poll.
+        backoff = self.poll_seconds
         while not self._stop.is_set():
+            delay = self.poll_seconds
             try:
                 claimed = deliver_due(self.engine)
+                backoff = self.poll_seconds
             except OperationalError as exc:
-                logger.warning("outbox: database unavailable: %s", exc.orig)
-                claimed = 0
+                logger.warning("outbox: database unavailable, retrying in %.1f s: %s", backoff, exc.orig)
+                claimed, delay, backoff = 0, backoff, min(backoff * 2, MAX_FAILURE_WAIT_SECONDS)
             except Exception:  # noqa: BLE001 - the outbox must outlive any single error
-                logger.exception("outbox batch failed")
-                claimed = 0
+                logger.exception("outbox batch failed, retrying in %.1f s", backoff)
+                claimed, delay, backoff = 0, backoff, min(backoff * 2, MAX_FAILURE_WAIT_SECONDS)
             if claimed:
                 continue
-            self._wake.wait(self.poll_seconds)
+            self._wake.wait(delay)
             self._wake.clear()

@@ -127,7 +127,9 @@ def decode_payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any
         body = fields["payload"][0].encode()
     try:
         payload = parse_json(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is the error for an
+        # integer longer than Python's limit on digits (4,300 by default).
         return body, None, f"the body is not valid JSON: {exc}"
     except RecursionError:
         return body, None, "the body is not valid JSON: it is nested too deeply to parse"

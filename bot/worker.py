@@ -396,7 +396,12 @@ class Worker:
                 continue
             except Exception:  # noqa: BLE001 - the worker must outlive any single error
                 logger.exception("worker batch failed; processing the oldest delivery on its own")
-                isolate_oldest_delivery(self.engine, self.settings)
+                try:
+                    isolate_oldest_delivery(self.engine, self.settings)
+                except Exception:  # noqa: BLE001 - the database itself fails, a missing table say
+                    logger.exception("processing the oldest delivery alone failed; retrying in %.1f s", backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
                 continue
             backoff = self.settings.worker_poll_seconds
             self.processed += result.total

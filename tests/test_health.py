@@ -33,3 +33,14 @@ def test_ready_with_worker_disabled(settings: Settings) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "database": True, "worker": "disabled"}
+
+
+def test_not_ready_without_schema(bot: BotClient) -> None:
+    bot.client.app.state.worker.stop()  # type: ignore[attr-defined]
+    with bot.client.app.state.engine.begin() as connection:  # type: ignore[attr-defined]
+        connection.exec_driver_sql("DROP TABLE delivery")
+
+    response = bot.client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["database"] is False

@@ -134,6 +134,8 @@ def test_body_at_limit_accepted(bot: BotClient) -> None:
         (b"\xff\xfe{}", "not valid JSON"),
         (b'[{"action": "completed"}]', "must be a JSON object, got list"),
         (b'"completed"', "must be a JSON object, got str"),
+        # Beyond Python's 4,300-digit limit for int(), json.loads raises a plain ValueError.
+        (b'{"action": "completed", "n": 1' + b"0" * 4400 + b"}", "Exceeds the limit (4300 digits)"),
     ],
 )
 def test_invalid_json_rejected(

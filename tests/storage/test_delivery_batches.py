@@ -6,12 +6,14 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
 
 from bot import worker as worker_module
@@ -284,3 +286,41 @@ def test_postgresql_store_pauses_worker(engine: Engine) -> None:
 
     assert writer.commits_off_loop is (engine.dialect.name == "postgresql")
     writer.close()
+
+
+def test_worker_outlives_failing_isolation(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[int] = []
+
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        failures.append(1)
+        raise ProgrammingError("SELECT", {}, Exception('relation "delivery" does not exist'))
+
+    real_process_batch = worker_module.process_batch
+    monkeypatch.setattr(worker_module, "process_batch", fail)
+    monkeypatch.setattr(worker_module, "isolate_oldest_delivery", fail)
+    worker = worker_module.Worker(engine, settings)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(failures) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(failures) >= 4
+        assert worker.is_running
+
+        # Once the database works again, the same thread processes new deliveries.
+        monkeypatch.setattr(worker_module, "process_batch", real_process_batch)
+        with session_scope(engine) as session:
+            deliveries.insert_delivery(session=session, **delivery_row("after-outage"))
+        worker.notify()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with Session(engine) as session:
+                if deliveries.count_by_status(session=session).get("pending", 0) == 0:
+                    break
+            time.sleep(0.05)
+        with Session(engine) as session:
+            assert deliveries.count_by_status(session=session).get("pending", 0) == 0
+    finally:
+        worker.stop()
