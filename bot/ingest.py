@@ -162,7 +162,10 @@ class DeliveryWriter:
                 connection=connection, dialect=self.engine.dialect, rows=rows
             )
         except Exception as exc:  # noqa: BLE001 - the thread retries, row by row if need be
-            logger.warning("batch insert of %d deliveries failed, retrying from a thread: %s", len(rows), exc)
+            logger.warning(
+                "batch insert of %d deliveries failed, retrying from a thread: %s", len(rows), exc,
+                extra={"delivery_ids": delivery_ids(rows)},
+            )
             await self._close_async_connection()
             return False
         settle(list(zip((future for _, future in batch), results, strict=True)))
@@ -215,7 +218,10 @@ class DeliveryWriter:
                 dbapi_connection=self._connection_for_loop(), dialect=self.engine.dialect, rows=rows
             )
         except Exception as exc:  # noqa: BLE001 - handed to the thread's row-by-row retry
-            logger.warning("batch insert of %d deliveries failed, retrying one by one: %s", len(rows), exc)
+            logger.warning(
+                "batch insert of %d deliveries failed, retrying one by one: %s", len(rows), exc,
+                extra={"delivery_ids": delivery_ids(rows)},
+            )
             return False
         if results is None:
             return False
@@ -290,7 +296,10 @@ class DeliveryWriter:
             if len(rows) == 1:
                 results = [exc]
             else:
-                logger.warning("batch insert of %d deliveries failed, retrying one by one: %s", len(rows), exc)
+                logger.warning(
+                    "batch insert of %d deliveries failed, retrying one by one: %s", len(rows), exc,
+                    extra={"delivery_ids": delivery_ids(rows)},
+                )
                 results = self._store_one_by_one(rows)
         except BaseException as exc:
             # No request may wait for ever, whatever stopped this thread.
@@ -312,6 +321,11 @@ class DeliveryWriter:
             except RuntimeError:
                 # The loop is closed, so no request waits for these futures any more.
                 continue
+
+
+def delivery_ids(rows: list[dict[str, Any]]) -> str:
+    """Return the delivery ids of rows for a log line, comma-separated."""
+    return ",".join(str(row.get("delivery_id")) for row in rows)
 
 
 def settle(outcomes: list[tuple[asyncio.Future[bool], Any]]) -> None:

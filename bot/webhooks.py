@@ -32,6 +32,8 @@ router = APIRouter()
 
 WEBHOOK_PATH = "/github/webhooks"
 
+# The length of the `delivery.delivery_id` column.
+MAX_DELIVERY_ID_LENGTH = 100
 # GitHub caps webhook payloads at 25 MB and does not send larger ones.
 MAX_BODY_BYTES = 25 * 1024 * 1024
 # Headers kept with a stored delivery; the signature is not kept.
@@ -257,6 +259,14 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
         logger.warning("webhook header missing: %s", ", ".join(missing), extra={"delivery_id": delivery_id or None})
         headers_named = " and ".join(missing) + (" headers are" if len(missing) > 1 else " header is")
         return error(400, f"the {headers_named} required; GitHub sends both headers with every delivery")
+    if len(delivery_id) > MAX_DELIVERY_ID_LENGTH:
+        # Cut to the column's length, two long ids could collide and the second be dropped.
+        logger.warning("webhook delivery id too long", extra={"delivery_id": delivery_id[:MAX_DELIVERY_ID_LENGTH]})
+        return error(
+            400,
+            f"X-GitHub-Delivery is {len(delivery_id)} characters long, above the limit of "
+            f"{MAX_DELIVERY_ID_LENGTH}; GitHub sends a 36-character GUID",
+        )
     if event == "ping":
         return 200, {"status": "pong"}
 
@@ -282,7 +292,7 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
     with pause:
         stored = await writer.store(
             dict(
-                delivery_id=delivery_id[:100],
+                delivery_id=delivery_id,
                 event=event[:100],
                 action=text_column(action, 100),
                 installation_id=as_int(installation_id, MAX_ID),

@@ -506,3 +506,20 @@ def test_deeply_nested_json_rejected(bot: BotClient) -> None:
 
     assert response.status_code == 400
     assert "nested" in response.json()["error"]
+
+
+def test_delivery_id_over_column_length_rejected(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
+    payload = load_fixture("workflow_job.completed.json")
+
+    longest = bot.send("workflow_job", payload, delivery_id="a" * 100)
+    too_long = bot.send("workflow_job", payload, delivery_id="a" * 100 + "b", wait=False)
+
+    assert longest.status_code == 202
+    assert too_long.status_code == 400
+    assert too_long.json() == {
+        "error": "X-GitHub-Delivery is 101 characters long, above the limit of 100; "
+        "GitHub sends a 36-character GUID"
+    }
+    assert warnings_for(caplog, "a" * 100) == ["webhook delivery id too long"]
+    with bot.session() as session:
+        assert delivery_statuses(session) == {"a" * 100: "done"}

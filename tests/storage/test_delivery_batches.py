@@ -157,7 +157,7 @@ def test_writer_same_id_twice_in_batch(engine: Engine) -> None:
     assert count_deliveries(engine) == 1
 
 
-def test_writer_failing_row_fails_alone(engine: Engine) -> None:
+def test_writer_failing_row_fails_alone(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     writer = DeliveryWriter(engine)
     # `event` is NOT NULL, so this row fails on both SQLite and PostgreSQL.
     rows = [delivery_row("good-1"), delivery_row("bad-1", event=None), delivery_row("good-2")]
@@ -173,6 +173,9 @@ def test_writer_failing_row_fails_alone(engine: Engine) -> None:
     assert isinstance(results[1], Exception)
     assert results[2] is True
     assert count_deliveries(engine) == 2
+    failures = [record for record in caplog.records if record.getMessage().startswith("batch insert of 3")]
+    assert failures
+    assert all(record.delivery_ids == "good-1,bad-1,good-2" for record in failures)
 
 
 def test_write_gate_foreground_before_background() -> None:
