@@ -57,7 +57,7 @@ def open_inbox_connection(engine: Engine, *, busy_timeout_ms: int) -> PoolProxie
 
 
 class DeliveryWriter:
-    """Stores deliveries for the webhook endpoint, batching those of concurrent requests.
+    """The webhook endpoint's delivery writer, which batches the deliveries of concurrent requests.
 
     On SQLite, the rows queued during one pass of the event loop are written at its end, on
     the loop itself, when no other transaction holds or waits for the write lock. Before the
@@ -117,7 +117,8 @@ class DeliveryWriter:
             await asyncio.wait([self._insert_task])
         await self._close_async_connection()
         self._writes_async = False
-        self._wake_thread()
+        if self._queue:
+            self._wake_thread()
         self.close()
 
     async def store(self, row: dict[str, Any]) -> bool:
@@ -210,7 +211,10 @@ class DeliveryWriter:
             self._wake_thread()
 
     def _write_on_loop(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> bool:
-        """Write one batch on the loop's connection; return False if another process holds the lock."""
+        """Write one batch on the loop's connection; return False, for the thread, if that failed.
+
+        It fails when another process holds the write lock, or when the insert raised.
+        """
         rows = [row for row, _ in batch]
         results: list[bool] | list[bool | Exception] | None
         try:
@@ -256,7 +260,8 @@ class DeliveryWriter:
                 self._gate.release()
         if results is None:
             raise sqlite3.OperationalError(
-                f"database is locked: another process kept SQLite's write lock for {SQLITE_BUSY_TIMEOUT_MS} ms"
+                f"database is locked: another process kept SQLite's write lock for {SQLITE_BUSY_TIMEOUT_MS} ms; "
+                "end that process's transaction, then redeliver the delivery"
             )
         return results
 

@@ -174,17 +174,21 @@ class OutboxWorker:
         # database that stays down is not logged once per poll.
         backoff = self.poll_seconds
         while not self._stop.is_set():
-            delay = self.poll_seconds
+            failed = True
             try:
                 claimed = deliver_due(self.engine)
-                backoff = self.poll_seconds
+                failed = False
             except OperationalError as exc:
                 logger.warning("outbox: database unavailable, retrying in %.1f s: %s", backoff, exc.orig)
-                claimed, delay, backoff = 0, backoff, min(backoff * 2, MAX_FAILURE_WAIT_SECONDS)
             except Exception:  # noqa: BLE001 - the outbox must outlive any single error
                 logger.exception("outbox batch failed, retrying in %.1f s", backoff)
-                claimed, delay, backoff = 0, backoff, min(backoff * 2, MAX_FAILURE_WAIT_SECONDS)
-            if claimed:
+            if failed:
+                self._wake.wait(backoff)
+                backoff = min(backoff * 2, MAX_FAILURE_WAIT_SECONDS)
+            elif claimed:
+                backoff = self.poll_seconds
                 continue
-            self._wake.wait(delay)
+            else:
+                backoff = self.poll_seconds
+                self._wake.wait(self.poll_seconds)
             self._wake.clear()

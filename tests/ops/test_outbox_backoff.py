@@ -27,13 +27,9 @@ def run_until_waits(worker: OutboxWorker, count: int, monkeypatch: pytest.Monkey
 
 
 def test_waits_double_while_database_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    outcomes: list[Any] = [
-        OperationalError("SELECT", {}, Exception("connection refused")),
-        ProgrammingError("SELECT", {}, Exception('relation "outbox_message" does not exist')),
-        OperationalError("SELECT", {}, Exception("connection refused")),
-        0,
-        OperationalError("SELECT", {}, Exception("connection refused")),
-    ] + [OperationalError("SELECT", {}, Exception("connection refused"))] * 8
+    down = OperationalError("SELECT", {}, Exception("connection refused"))
+    no_table = ProgrammingError("SELECT", {}, Exception('relation "outbox_message" does not exist'))
+    outcomes: list[Any] = [down, no_table, down, 0] + [down] * 9
 
     def deliver_due(_engine: Any) -> int:
         outcome = outcomes.pop(0)
