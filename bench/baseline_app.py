@@ -4,7 +4,9 @@ It does the least a correct receiver can do: read the body, check the GitHub HMA
 over the raw bytes, then one SQLite INSERT and COMMIT per request before the 202 response. The
 database is in WAL mode with `synchronous=FULL`, as the bot's webhook inserts are, so each
 commit is on disk before its response; `BENCH_SQLITE_SYNCHRONOUS=NORMAL` syncs only at
-checkpoints instead. No framework, no JSON parsing, no worker.
+checkpoints instead. `BENCH_SQLITE_JOURNAL=DELETE` keeps SQLite's default rollback journal,
+which is what a receiver gets that sets no pragma at all. No framework, no JSON parsing, no
+worker.
 
 Run it with the same uvicorn options as the bot, for example:
 `BENCH_SECRET=... BENCH_SQLITE_PATH=/tmp/base.db uvicorn bench.baseline_app:app --no-access-log`.
@@ -22,6 +24,7 @@ from typing import Any
 SECRET = os.environ.get("BENCH_SECRET", "").encode()
 DATABASE_PATH = os.environ.get("BENCH_SQLITE_PATH", "baseline.db")
 SYNCHRONOUS = os.environ.get("BENCH_SQLITE_SYNCHRONOUS", "FULL")
+JOURNAL_MODE = os.environ.get("BENCH_SQLITE_JOURNAL", "WAL")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery (
@@ -35,9 +38,11 @@ CREATE TABLE IF NOT EXISTS delivery (
 
 
 def open_database(path: str) -> sqlite3.Connection:
-    """Open the database in autocommit mode with WAL, the chosen sync level and the delivery table."""
+    """Open the database in autocommit mode with the chosen journal and sync level, and the table."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
+    if JOURNAL_MODE not in ("WAL", "DELETE"):
+        raise SystemExit(f"BENCH_SQLITE_JOURNAL must be WAL or DELETE, got {JOURNAL_MODE!r}")
+    connection.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")
     if SYNCHRONOUS not in ("FULL", "NORMAL"):
         raise SystemExit(f"BENCH_SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {SYNCHRONOUS!r}")
     connection.execute(f"PRAGMA synchronous={SYNCHRONOUS}")

@@ -64,6 +64,8 @@ class Target:
     # The baseline's SQLite `synchronous` setting: FULL syncs each commit to disk, as the bot
     # does for its deliveries; NORMAL syncs only at checkpoints.
     synchronous: str = "FULL"
+    # The baseline's journal: WAL, or DELETE (SQLite's default rollback journal).
+    journal: str = "WAL"
 
 
 def free_port() -> int:
@@ -115,6 +117,7 @@ class Server:
                 BENCH_SECRET=SECRET,
                 BENCH_SQLITE_PATH=str(workdir / "baseline.db"),
                 BENCH_SQLITE_SYNCHRONOUS=target.synchronous,
+                BENCH_SQLITE_JOURNAL=target.journal,
             )
             app_args = ["bench.baseline_app:app"]
         else:
@@ -342,25 +345,33 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
 
 
 def parse_target(name: str) -> Target:
-    """Read a target name: baseline[-normal], or sqlite/postgresql with "-ingest" or "-split"."""
+    """Read a target name: baseline[-normal|-default], or sqlite/postgresql with "-ingest" or "-split"."""
     backend, _, suffix = name.partition("-")
-    known = ("", "normal") if backend == "baseline" else ("", "ingest", "split")
+    known = ("", "normal", "default") if backend == "baseline" else ("", "ingest", "split")
     if backend not in ("baseline", "sqlite", "postgresql") or suffix not in known:
         raise SystemExit(
             f"unknown target {name!r}: use baseline, baseline-normal (commits synced only at "
-            "checkpoints), sqlite, postgresql, or one of the last two with -ingest (workers off) "
-            "or -split (the worker in its own process)"
+            "checkpoints), baseline-default (SQLite's default rollback journal), sqlite, "
+            "postgresql, or one of the last two with -ingest (workers off) or -split (the "
+            "worker in its own process)"
         )
-    synchronous = "NORMAL" if suffix == "normal" else "FULL"
-    return Target(name, backend, worker=suffix != "ingest", split=suffix == "split", synchronous=synchronous)
+    return Target(
+        name,
+        backend,
+        worker=suffix != "ingest",
+        split=suffix == "split",
+        synchronous="NORMAL" if suffix == "normal" else "FULL",
+        journal="DELETE" if suffix == "default" else "WAL",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="baseline,sqlite,postgresql",
-                        help="Comma-separated targets: baseline, baseline-normal, sqlite, postgresql; "
-                        "a -ingest suffix (sqlite-ingest) runs the bot with its workers off, a -split "
-                        "suffix runs the delivery worker as `release-bot worker` in a second process.")
+                        help="Comma-separated targets: baseline, baseline-normal, baseline-default, "
+                        "sqlite, postgresql; a -ingest suffix (sqlite-ingest) runs the bot with its "
+                        "workers off, a -split suffix runs the delivery worker as `release-bot worker` "
+                        "in a second process.")
     parser.add_argument("--modes", default="throughput,rate", help="Phases to run: throughput, rate.")
     parser.add_argument("--repeat", type=int, default=3, help="Repetitions of each measurement.")
     parser.add_argument("--requests", type=int, default=9000, help="Deliveries sent in the throughput phase.")

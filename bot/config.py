@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     worker_batch_size: int = Field(default=50, ge=1, le=10_000)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long, in all, the worker holds back while a burst of webhook requests is in flight,
+    # before it processes the backlog anyway; 0 never holds back.
+    worker_burst_defer_seconds: float = Field(default=5.0, ge=0, le=600)
     # False stores deliveries without processing them, for a process that only receives while
     # others process (on PostgreSQL), or to hold processing during maintenance.
     worker_enabled: bool = True

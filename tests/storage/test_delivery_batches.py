@@ -282,6 +282,61 @@ def test_worker_runs_while_request_waits_for_commit(engine: Engine, settings: Se
     assert not worker.has_requests()
 
 
+def pending_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return deliveries.count_by_status(session=session).get("pending", 0)
+
+
+def start_burst(worker: worker_module.Worker) -> None:
+    for _ in range(worker_module.BURST_REQUESTS):
+        worker.request_started()
+
+
+def test_paused_request_counts_toward_burst(engine: Engine, settings: Settings) -> None:
+    worker = worker_module.Worker(engine, settings)
+    start_burst(worker)
+
+    with worker.request_paused():
+        assert worker.requests_in_flight == worker_module.BURST_REQUESTS
+        assert worker.in_burst()
+    worker.request_finished()
+    assert worker.requests_in_flight == worker_module.BURST_REQUESTS - 1
+
+
+def test_worker_waits_out_burst(engine: Engine, settings: Settings) -> None:
+    worker = worker_module.Worker(engine, settings.model_copy(update={"worker_burst_defer_seconds": 600.0}))
+    start_burst(worker)
+    with session_scope(engine) as session:
+        deliveries.insert_delivery(session=session, **delivery_row("in-burst"))
+    worker.start()
+    try:
+        worker.notify()
+        assert not worker.wait_idle(0.5)
+        assert pending_count(engine) == 1
+
+        # One request fewer than a burst: the worker processes while the rest are in flight.
+        worker.request_finished()
+        assert worker.wait_idle(10)
+    finally:
+        worker.stop()
+    assert pending_count(engine) == 0
+
+
+def test_worker_stops_waiting_after_budget(engine: Engine, settings: Settings) -> None:
+    worker = worker_module.Worker(engine, settings.model_copy(update={"worker_burst_defer_seconds": 0.2}))
+    start_burst(worker)
+    with session_scope(engine) as session:
+        deliveries.insert_delivery(session=session, **delivery_row("long-burst"))
+    worker.start()
+    try:
+        worker.notify()
+        assert worker.wait_idle(10)
+        assert worker.in_burst()
+    finally:
+        worker.stop()
+    assert pending_count(engine) == 0
+
+
 def test_postgresql_store_pauses_worker(engine: Engine) -> None:
     # The asyncio insert waits for PostgreSQL's commit without the CPU, so the webhook
     # endpoint lets the worker run meanwhile; SQLite's insert runs on the event loop.
