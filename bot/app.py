@@ -12,11 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.types import Receive, Scope, Send
 
 from bot import api, api_metrics, webhooks
 from bot.background import build_background
 from bot.config import Settings, get_settings
+from bot.database_errors import RepeatLimiter, classify_database_error
 from bot.memory import limit_malloc_arenas
 from bot.migrate import upgrade_at_start
 from bot.observability import router as metrics_router
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         app.state.worker = worker
         app.state.outbox_worker = outbox_worker
         app.state.scheduler = scheduler = Scheduler(engine, settings)
+        app.state.database_warnings = RepeatLimiter()
         log_disabled_features(settings)
         if start_worker:
             if settings.worker_enabled:
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
@@ -152,6 +156,23 @@ def ping_database(engine: object) -> bool:
     except Exception:  # noqa: BLE001 - any failure means not ready
         logger.warning("database ping failed", exc_info=True)
         return False
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Return 503 naming the problem and the fix when the database is unavailable.
+
+    Any other database error is a bug, so it is raised again, for a 500 and a logged traceback.
+    """
+    problem = classify_database_error(exc)
+    if problem is None:
+        raise exc
+    held_back = request.app.state.database_warnings.allow(problem.kind)
+    if held_back is not None:
+        logger.warning(
+            "request failed: database %s", problem.kind,
+            extra={"path": request.url.path, "error": problem.detail, "repeats_held_back": held_back},
+        )
+    return JSONResponse({"detail": problem.message}, status_code=503)
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:

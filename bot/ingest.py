@@ -259,10 +259,14 @@ class DeliveryWriter:
             if is_held:
                 self._gate.release()
         if results is None:
-            raise sqlite3.OperationalError(
+            error = sqlite3.OperationalError(
                 f"database is locked: another process kept SQLite's write lock for {SQLITE_BUSY_TIMEOUT_MS} ms; "
                 "end that process's transaction, then redeliver the delivery"
             )
+            # The result code sqlite3 sets on its own "database is locked" errors, which
+            # bot.database_errors reads.
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
         return results
 
     def _store_one_by_one(self, rows: list[dict[str, Any]]) -> list[bool | Exception]:

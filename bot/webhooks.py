@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.ingest import DeliveryWriter
 from bot.observability import record_delivery_received
+from bot.webhook_problems import not_stored
 from handlers.github import handler_for
 from handlers.github.payload import MAX_ID, as_int
 from storage.models import DeliveryStatus
@@ -186,19 +187,24 @@ async def serve_webhook(scope: Scope, receive: Receive, send: Send) -> None:
     except ClientDisconnect:
         logger.warning(
             "webhook client disconnected before sending the whole body",
-            extra={"delivery_id": header_value(scope, b"x-github-delivery")},
+            extra=delivery_fields(scope),
         )
         return
-    except Exception:
-        # The delivery was not stored (the database is down, say), so GitHub must see a
-        # failure and the delivery can be sent again.
-        logger.exception(
-            "webhook delivery not stored", extra={"delivery_id": header_value(scope, b"x-github-delivery")}
-        )
-        status, content = error(500, "the delivery could not be stored; send it again later")
+    except Exception as exc:
+        # The delivery was not stored, so GitHub must see a failure and the delivery can be
+        # sent again.
+        status, content = not_stored(delivery_fields(scope), exc)
     finally:
         worker.request_finished()
     await send_json(send, status, content)
+
+
+def delivery_fields(scope: Scope) -> dict[str, str]:
+    """Return the delivery id and event of a request from its headers, for a log line."""
+    return {
+        "delivery_id": header_value(scope, b"x-github-delivery"),
+        "event": header_value(scope, b"x-github-event"),
+    }
 
 
 def header_value(scope: Scope, name: bytes) -> str:
