@@ -146,8 +146,8 @@ class DeliveryWriter:
         """Insert the queued rows on the asyncio connection, one batch after the other."""
         try:
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                if not await self._insert_async(batch):
+                batch = self._take_batch()
+                if batch and not await self._insert_async(batch):
                     self._queue.extendleft(reversed(batch))
                     self._wake_thread()
                     return
@@ -189,6 +189,27 @@ class DeliveryWriter:
             except Exception as exc:  # noqa: BLE001 - a broken connection is dropped all the same
                 logger.warning("closing the delivery writer's PostgreSQL connection failed: %s", exc)
 
+    def _take_batch(self) -> list[tuple[dict[str, Any], asyncio.Future[bool]]]:
+        """Pop up to `max_batch` queued rows, dropping those whose request stopped waiting.
+
+        A request stops waiting at the webhook endpoint's commit deadline and responds with
+        503, so GitHub records its delivery as failed. A row still queued then is never
+        stored, and its redelivery is stored as new. A row already in a transaction may still
+        commit, and then its redelivery is a duplicate.
+        """
+        batch: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        while len(batch) < self.max_batch:
+            try:
+                entry = self._queue.popleft()
+            except IndexError:
+                # The event loop and the thread both pop, so the queue can empty at any time.
+                break
+            # Read from the thread too: a future cancelled just after this check only means
+            # that its row is stored although its request got a 503, the case above.
+            if not entry[1].cancelled():
+                batch.append(entry)
+        return batch
+
     def _wake_thread(self) -> None:
         if self._thread is None:
             self._start_thread()
@@ -201,8 +222,8 @@ class DeliveryWriter:
         if self._queue and self._gate.try_acquire():
             try:
                 while self._queue:
-                    batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                    if not self._write_on_loop(batch):
+                    batch = self._take_batch()
+                    if batch and not self._write_on_loop(batch):
                         self._queue.extendleft(reversed(batch))
                         break
             finally:
@@ -291,8 +312,9 @@ class DeliveryWriter:
             # Cleared before the queue is read: a row queued after this point sets it again.
             self._wake.clear()
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                self._write(batch)
+                batch = self._take_batch()
+                if batch:
+                    self._write(batch)
             if self._closing and not self._queue:
                 return
 

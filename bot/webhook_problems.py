@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.database_errors import classify_database_error
+from bot.database_errors import DatabaseProblem, classify_database_error
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +30,24 @@ def not_stored(fields: dict[str, str], exc: Exception) -> tuple[int, dict[str, A
     )
     content = {"error": NOT_STORED_MESSAGE, "delivery_id": fields["delivery_id"], "reason": problem.message}
     return 503, content
+
+
+def commit_timed_out(delivery_id: str, event: str, timeout_s: float) -> tuple[int, dict[str, Any]]:
+    """Log a delivery whose insert did not commit within `timeout_s`; return its 503.
+
+    The request stopped waiting, so the writer drops the row if it is still queued. If its
+    transaction had already begun, the row can still commit, and GitHub's redelivery is then
+    a duplicate.
+    """
+    logger.warning(
+        "webhook delivery not stored within %g s: database busy", timeout_s,
+        extra={"delivery_id": delivery_id, "event": event},
+    )
+    problem = DatabaseProblem(
+        "busy",
+        f"the delivery's insert did not commit within {timeout_s:g} s",
+        "on SQLite, end the long transaction of the other process that uses the same file; on "
+        "PostgreSQL, look for a session that locks the delivery table",
+        "commit timed out",
+    )
+    return 503, {"error": NOT_STORED_MESSAGE, "delivery_id": delivery_id, "reason": problem.message}
