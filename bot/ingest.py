@@ -41,6 +41,23 @@ def store_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[bool]:
         return deliveries.insert_deliveries(session=connection, rows=rows)
 
 
+def read_stored_body(engine: Engine, delivery_id: str) -> bytes | None:
+    """Return the body stored for a delivery id, or None.
+
+    Call it from a thread, because taking a connection from the pool can wait.
+    """
+    connection = engine.raw_connection()
+    try:
+        return deliveries.get_stored_body(
+            dbapi_connection=connection.dbapi_connection,
+            dialect_name=engine.dialect.name,
+            delivery_id=delivery_id,
+        )
+    finally:
+        # The pool rolls back what the read began (PostgreSQL) when the connection returns.
+        connection.close()
+
+
 def open_inbox_connection(engine: Engine, *, busy_timeout_ms: int) -> PoolProxiedConnection:
     """Open a SQLite driver connection for the endpoint's inserts, outside the engine's pool.
 

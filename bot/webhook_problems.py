@@ -1,16 +1,23 @@
-"""The responses and log lines of `POST /github/webhooks` for a delivery it could not store."""
+"""The responses and log lines of `POST /github/webhooks` for a delivery it could not store, and
+for a delivery id stored before with another body."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
+
 from bot.database_errors import DatabaseProblem, classify_database_error
+from bot.ingest import read_stored_body
 
 logger = logging.getLogger(__name__)
 
 # The `error` of a 503 for a delivery that was not stored; `reason` names the database problem.
 NOT_STORED_MESSAGE = "the delivery was not stored; redeliver it once the database works again"
+# How long a duplicate delivery waits for the read of the stored body it is compared with.
+DUPLICATE_CHECK_TIMEOUT_SECONDS = 2.0
 
 
 def not_stored(fields: dict[str, str], exc: Exception) -> tuple[int, dict[str, Any]]:
@@ -51,3 +58,32 @@ def commit_timed_out(delivery_id: str, event: str, timeout_s: float) -> tuple[in
         "commit timed out",
     )
     return 503, {"error": NOT_STORED_MESSAGE, "delivery_id": delivery_id, "reason": problem.message}
+
+
+async def warn_if_body_differs(engine: Any, row: dict[str, Any]) -> None:
+    """Log a WARNING when a delivery id is stored already with another body; the stored one stays.
+
+    Only duplicates pay for this read. It never fails the request, because the delivery is
+    stored.
+    """
+    delivery_id = row["delivery_id"]
+    try:
+        async with asyncio.timeout(DUPLICATE_CHECK_TIMEOUT_SECONDS):
+            stored_body = await run_in_threadpool(read_stored_body, engine, delivery_id)
+    except Exception as exc:  # noqa: BLE001 - only the comparison failed
+        logger.warning(
+            "duplicate delivery not compared with the stored one: %r", exc,
+            extra={"delivery_id": delivery_id, "event": row["event"]},
+        )
+        return
+
+    if stored_body is not None and stored_body != row["body"]:
+        logger.warning(
+            "duplicate delivery id with a different body: kept the stored delivery, ignored this one",
+            extra={
+                "delivery_id": delivery_id,
+                "event": row["event"],
+                "stored_bytes": len(stored_body),
+                "received_bytes": len(row["body"]),
+            },
+        )

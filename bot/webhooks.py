@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.ingest import DeliveryWriter
 from bot.observability import record_delivery_received
-from bot.webhook_problems import commit_timed_out, not_stored
+from bot.webhook_problems import commit_timed_out, not_stored, warn_if_body_differs
 from handlers.github import handler_for
 from handlers.github.payload import MAX_ID, as_int
 from storage.models import DeliveryStatus
@@ -328,6 +328,7 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
             raise
         return commit_timed_out(delivery_id, event, COMMIT_TIMEOUT_SECONDS)
     if not stored:
+        await warn_if_body_differs(state.engine, row)
         return 200, {"status": "duplicate", "delivery_id": delivery_id}
     record_delivery_received(event)
     if status is DeliveryStatus.INVALID:
