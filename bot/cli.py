@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli_backfill import BACKFILL_HELP, backfill
-from bot.cli_common import check_database, fail, redact, settings_or_exit
+from bot.cli_common import check_address_free, check_database, fail, redact, settings_or_exit
 from bot.cli_metric import metric_app
 from bot.cli_replay import REPLAY_HELP, replay
 from bot.cli_reports import runs, stats
@@ -42,6 +42,8 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = settings_or_exit(overrides)
+    # Checked first, so that a second `serve` on the same port starts nothing.
+    check_address_free(settings.host, settings.port)
     check_database(settings)
     address = f"http://{settings.host}:{settings.port}"
     typer.echo(f"release-bot listening on {address} (database: {redact(settings.database_url)})")
