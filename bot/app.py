@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         engine = create_db_engine(settings.database_url)
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
-            announce_generated_secret(secret, settings.public_url)
+            announce_generated_secret(secret, settings)
         worker, outbox_worker = build_background(engine, settings)
         app.state.settings = settings
         app.state.engine = engine

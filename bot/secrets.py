@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
@@ -27,13 +28,37 @@ def resolve_webhook_secret(settings: Settings, engine: Engine) -> tuple[str, boo
     return generated, True
 
 
-def announce_generated_secret(secret: str, public_url: str) -> None:
+def is_public_url_derived(settings: Settings) -> bool:
+    """Tell whether PUBLIC_URL is the listening address, which Settings uses when PUBLIC_URL is unset.
+
+    NOTE: a PUBLIC_URL set to exactly that address counts as unset too, because Settings keeps
+    no record of where the value came from. The printed hint is then true but unneeded.
+    """
+    url = urlsplit(settings.public_url)
+    return (url.hostname or "") == settings.host.lower() and url.port == settings.port
+
+
+def render_webhook_settings(secret: str, settings: Settings) -> str:
+    """Return the webhook URL and secret to paste into the GitHub App, with where the URL comes from."""
+    text = (
+        f"  Webhook URL:    {settings.public_url.rstrip('/')}/github/webhooks\n"
+        f"  Webhook secret: {secret}\n\n"
+    )
+    if is_public_url_derived(settings):
+        text += (
+            "PUBLIC_URL is not set, so this URL is the address the bot listens on (HOST and\n"
+            "PORT). If GitHub reaches the bot at another address, such as https://bot.example.com\n"
+            "behind a proxy, set PUBLIC_URL to that address and use the URL it gives.\n"
+        )
+    return text
+
+
+def announce_generated_secret(secret: str, settings: Settings) -> None:
     """Print a generated secret once, with where to paste it."""
     print(
         "\nNo GITHUB_WEBHOOK_SECRET was set, so release-bot generated one and stored it in its\n"
         "database. Paste these into your GitHub App's settings (General > Webhook):\n\n"
-        f"  Webhook URL:    {public_url.rstrip('/')}/github/webhooks\n"
-        f"  Webhook secret: {secret}\n\n"
+        f"{render_webhook_settings(secret, settings)}"
         "It is shown only this once; set GITHUB_WEBHOOK_SECRET to choose your own.\n",
         flush=True,
     )

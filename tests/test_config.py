@@ -239,6 +239,8 @@ def test_serve_without_configuration(tmp_path: Path) -> None:
     assert stored_secret(database) == secrets_printed[0]
     assert len(secrets_printed[0]) == 64
     assert f"Webhook URL:    http://127.0.0.1:{port}/github/webhooks" in first_output
+    # The printed text names the setting that changes the URL.
+    assert "PUBLIC_URL is not set, so this URL is the address the bot listens on" in first_output
 
     with run_server(tmp_path, environment, name="second") as server:
         second_output = server.output()
