@@ -1,5 +1,5 @@
 """The `release-bot` command: serve, database migrations, replay of deliveries, metric points,
-and the commands that read stored runs and statistics."""
+the stored webhook secret, and the commands that read stored runs and statistics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bot.cli_common import check_address_free, check_database, fail, redact, set
 from bot.cli_metric import metric_app
 from bot.cli_replay import REPLAY_HELP, replay
 from bot.cli_reports import runs, stats
+from bot.cli_webhook_secret import webhook_secret_app
 
 # `settings_or_exit` and `fail` are imported from here by bot.cli_metric.
 __all__ = ["app", "fail", "main", "settings_or_exit"]
@@ -20,6 +21,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(metric_app, name="metric")
+app.add_typer(webhook_secret_app, name="webhook-secret")
 app.command(help=REPLAY_HELP)(replay)
 app.command()(runs)
 app.command()(stats)

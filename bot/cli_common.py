@@ -139,6 +139,17 @@ def read_database(settings: Settings, load: Callable[[Session], T]) -> T:
             ) from None
 
 
+def write_database(settings: Settings, change: Callable[[Session], T]) -> T:
+    """Run a function that changes the bot's database, then commit, with a one-line error if it cannot."""
+
+    def change_and_commit(session: Session) -> T:
+        result = change(session)
+        session.commit()
+        return result
+
+    return read_database(settings, change_and_commit)
+
+
 @contextmanager
 def reading_engine(settings: Settings) -> Iterator[Engine]:
     """Open the database for reading; a SQLite file that does not exist is not created."""

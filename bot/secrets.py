@@ -1,4 +1,8 @@
-"""The webhook secret: from GITHUB_WEBHOOK_SECRET, or generated once and kept in the database."""
+"""The webhook secret: from GITHUB_WEBHOOK_SECRET, or generated once and kept in the database.
+
+A generated secret is stored in the `app_state` table under the key `github_webhook_secret`.
+`release-bot webhook-secret show` prints it again, and `rotate` replaces it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from bot.config import Settings
 from storage import state
@@ -26,6 +31,22 @@ def resolve_webhook_secret(settings: Settings, engine: Engine) -> tuple[str, boo
         generated = secrets.token_hex(32)
         state.set_value(session=session, key=state.WEBHOOK_SECRET_KEY, value=generated)
     return generated, True
+
+
+def read_stored_secret(session: Session) -> str | None:
+    """Return the generated webhook secret stored in the database, or None."""
+    return state.get_value(session=session, key=state.WEBHOOK_SECRET_KEY) or None
+
+
+def rotate_stored_secret(session: Session) -> tuple[str, bool]:
+    """Store a new generated webhook secret in place of the old one.
+
+    Returns the new secret and whether an old one was replaced. The caller commits.
+    """
+    replaced = read_stored_secret(session) is not None
+    generated = secrets.token_hex(32)
+    state.set_value(session=session, key=state.WEBHOOK_SECRET_KEY, value=generated)
+    return generated, replaced
 
 
 def is_public_url_derived(settings: Settings) -> bool:
@@ -59,6 +80,22 @@ def announce_generated_secret(secret: str, settings: Settings) -> None:
         "\nNo GITHUB_WEBHOOK_SECRET was set, so release-bot generated one and stored it in its\n"
         "database. Paste these into your GitHub App's settings (General > Webhook):\n\n"
         f"{render_webhook_settings(secret, settings)}"
-        "It is shown only this once; set GITHUB_WEBHOOK_SECRET to choose your own.\n",
+        "`release-bot webhook-secret show` prints the secret again; set GITHUB_WEBHOOK_SECRET to\n"
+        "choose your own.\n",
         flush=True,
+    )
+
+
+def render_rotated_secret(secret: str, replaced: bool, settings: Settings) -> str:
+    """Return the text that shows a new secret once and where it must be set next."""
+    replacing = ", replacing the old one" if replaced else ""
+    return (
+        f"release-bot generated a new webhook secret and stored it in its database{replacing}.\n"
+        "Paste it into your GitHub App's settings (General > Webhook > Webhook secret):\n\n"
+        f"{render_webhook_settings(secret, settings)}\n"
+        "The GitHub App needs this new value. Then restart every release-bot serve that uses this\n"
+        "database, because each reads the secret when it starts. Until both are done, deliveries\n"
+        "fail the signature check with 401. Redeliver them from Recent Deliveries on the App's\n"
+        "Advanced settings page, or let the redelivery sweep ask for them (it runs when\n"
+        "GITHUB_APP_ID and the private key are set).\n"
     )

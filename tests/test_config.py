@@ -241,6 +241,7 @@ def test_serve_without_configuration(tmp_path: Path) -> None:
     assert f"Webhook URL:    http://127.0.0.1:{port}/github/webhooks" in first_output
     # The printed text names the setting that changes the URL.
     assert "PUBLIC_URL is not set, so this URL is the address the bot listens on" in first_output
+    assert "`release-bot webhook-secret show` prints the secret again" in first_output
 
     with run_server(tmp_path, environment, name="second") as server:
         second_output = server.output()
