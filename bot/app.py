@@ -11,15 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.types import Receive, Scope, Send
 
 from bot import api, api_metrics, webhooks
 from bot.background import build_background
 from bot.config import Settings, get_settings
+from bot.database_errors import RepeatLimiter, classify_database_error
 from bot.memory import limit_malloc_arenas
 from bot.migrate import upgrade_at_start
 from bot.observability import router as metrics_router
+from bot.readiness import DatabaseProbe
 from bot.scheduler import Scheduler
 from bot.secrets import announce_generated_secret, resolve_webhook_secret
 from bot.slack_app import router as slack_router
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         engine = create_db_engine(settings.database_url)
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
-            announce_generated_secret(secret, settings.public_url)
+            announce_generated_secret(secret, settings)
         worker, outbox_worker = build_background(engine, settings)
         app.state.settings = settings
         app.state.engine = engine
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         app.state.worker = worker
         app.state.outbox_worker = outbox_worker
         app.state.scheduler = scheduler = Scheduler(engine, settings)
+        app.state.database_probe = DatabaseProbe(engine)
+        app.state.database_warnings = RepeatLimiter()
         log_disabled_features(settings)
         if start_worker:
             if settings.worker_enabled:
@@ -113,6 +117,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
@@ -127,31 +132,44 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Report whether the database is reachable and the worker is running (or turned off)."""
-        database_ok = await run_in_threadpool(ping_database, app.state.engine)
+        """Report whether the database takes writes and the worker is running (or turned off).
+
+        Returns within about READY_TIMEOUT_SECONDS (bot/readiness.py), also while another
+        process holds SQLite's write lock; `reason` then says what is wrong.
+        """
+        problem = await app.state.database_probe.problem()
         if not (start_worker and settings.worker_enabled):
             worker = "disabled"
         else:
             worker = "running" if app.state.worker.is_running else "stopped"
-        ready = database_ok and worker != "stopped"
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "database": database_ok, "worker": worker},
-            status_code=200 if ready else 503,
-        )
+        ready = problem is None and worker != "stopped"
+        content: dict[str, object] = {
+            "status": "ready" if ready else "not ready",
+            "database": problem is None,
+            "worker": worker,
+        }
+        if problem is not None:
+            content["reason"] = problem.message
+        return JSONResponse(content, status_code=200 if ready else 503)
 
     return app
 
 
-def ping_database(engine: object) -> bool:
-    """Tell whether the database is reachable and has the bot's schema (the delivery table)."""
-    try:
-        with engine.connect() as connection:  # type: ignore[attr-defined]
-            # A database recreated empty still runs SELECT 1, yet every webhook would fail.
-            connection.execute(text("SELECT 1 FROM delivery LIMIT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        logger.warning("database ping failed", exc_info=True)
-        return False
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Return 503 naming the problem and the fix when the database is unavailable.
+
+    Any other database error is a bug, so it is raised again, for a 500 and a logged traceback.
+    """
+    problem = classify_database_error(exc)
+    if problem is None:
+        raise exc
+    held_back = request.app.state.database_warnings.allow(problem.kind)
+    if held_back is not None:
+        logger.warning(
+            "request failed: database %s", problem.kind,
+            extra={"path": request.url.path, "error": problem.detail, "repeats_held_back": held_back},
+        )
+    return JSONResponse({"detail": problem.message}, status_code=503)
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,15 +1,16 @@
 """The `release-bot` command: serve, database migrations, replay of deliveries, metric points,
-and the commands that read stored runs and statistics."""
+the stored webhook secret, and the commands that read stored runs and statistics."""
 
 from __future__ import annotations
 
 import typer
 
 from bot.cli_backfill import BACKFILL_HELP, backfill
-from bot.cli_common import check_database, fail, redact, settings_or_exit
+from bot.cli_common import check_address_free, check_database, fail, redact, settings_or_exit
 from bot.cli_metric import metric_app
 from bot.cli_replay import REPLAY_HELP, replay
 from bot.cli_reports import runs, stats
+from bot.cli_webhook_secret import webhook_secret_app
 
 # `settings_or_exit` and `fail` are imported from here by bot.cli_metric.
 __all__ = ["app", "fail", "main", "settings_or_exit"]
@@ -20,6 +21,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(metric_app, name="metric")
+app.add_typer(webhook_secret_app, name="webhook-secret")
 app.command(help=REPLAY_HELP)(replay)
 app.command()(runs)
 app.command()(stats)
@@ -42,6 +44,8 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = settings_or_exit(overrides)
+    # Checked first, so that a second `serve` on the same port starts nothing.
+    check_address_free(settings.host, settings.port)
     check_database(settings)
     address = f"http://{settings.host}:{settings.port}"
     typer.echo(f"release-bot listening on {address} (database: {redact(settings.database_url)})")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +71,57 @@ def check_database(settings: Settings) -> None:
         engine.dispose()
 
 
+def check_address_free(host: str, port: int) -> None:
+    """Bind the address `serve` will listen on, and close it again, or exit with what to change.
+
+    uvicorn binds only after the app's start-up (migrations, worker, scheduler), so a port in
+    use would otherwise stop `serve` only then, with status 3. The probe binds as asyncio's
+    create_server, which uvicorn uses, does: every address the host resolves to, with
+    SO_REUSEADDR, and IPv6 sockets for IPv6 only.
+
+    NOTE: another program can still take the port between this check and uvicorn's bind;
+    uvicorn then exits with status 3 after the start-up, as before.
+    """
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise fail(
+            f"cannot listen on {address}: the host name {host!r} does not resolve ({exc.strerror}); "
+            "set --host or HOST to an IP address or a name of this machine"
+        ) from None
+
+    for family, kind, protocol, _, socket_address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(socket_address)
+            except OSError as exc:
+                raise fail(f"cannot listen on {address}: {listen_error_fix(exc, host)}") from None
+
+
+def listen_error_fix(error: OSError, host: str) -> str:
+    """Return why binding failed and which option or setting to change."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            "the address is already in use, perhaps by another release-bot serve; stop that "
+            "process, or choose another port with --port or the PORT setting"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            "permission denied, because ports below 1024 need extra privileges; choose a port "
+            "from 1024 up with --port or the PORT setting"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine; set --host or the HOST setting to one of "
+            "its addresses, or to 0.0.0.0 for all of them"
+        )
+    return f"{error.strerror}; check --host and --port, or the HOST and PORT settings"
+
+
 def check_repo_option(repo: str | None) -> None:
     if repo is not None and repo.count("/") != 1:
         raise fail(f"invalid --repo {repo!r}: use OWNER/NAME, such as octo-org/widget", 2)
@@ -84,6 +137,17 @@ def read_database(settings: Settings, load: Callable[[Session], T]) -> T:
                 f"cannot read the database {redact(settings.database_url)}: {exc.orig}; "
                 "run `release-bot db upgrade` if its tables are missing"
             ) from None
+
+
+def write_database(settings: Settings, change: Callable[[Session], T]) -> T:
+    """Run a function that changes the bot's database, then commit, with a one-line error if it cannot."""
+
+    def change_and_commit(session: Session) -> T:
+        result = change(session)
+        session.commit()
+        return result
+
+    return read_database(settings, change_and_commit)
 
 
 @contextmanager

@@ -41,6 +41,23 @@ def store_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[bool]:
         return deliveries.insert_deliveries(session=connection, rows=rows)
 
 
+def read_stored_body(engine: Engine, delivery_id: str) -> bytes | None:
+    """Return the body stored for a delivery id, or None.
+
+    Call it from a thread, because taking a connection from the pool can wait.
+    """
+    connection = engine.raw_connection()
+    try:
+        return deliveries.get_stored_body(
+            dbapi_connection=connection.dbapi_connection,
+            dialect_name=engine.dialect.name,
+            delivery_id=delivery_id,
+        )
+    finally:
+        # The pool rolls back what the read began (PostgreSQL) when the connection returns.
+        connection.close()
+
+
 def open_inbox_connection(engine: Engine, *, busy_timeout_ms: int) -> PoolProxiedConnection:
     """Open a SQLite driver connection for the endpoint's inserts, outside the engine's pool.
 
@@ -146,8 +163,8 @@ class DeliveryWriter:
         """Insert the queued rows on the asyncio connection, one batch after the other."""
         try:
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                if not await self._insert_async(batch):
+                batch = self._take_batch()
+                if batch and not await self._insert_async(batch):
                     self._queue.extendleft(reversed(batch))
                     self._wake_thread()
                     return
@@ -189,6 +206,27 @@ class DeliveryWriter:
             except Exception as exc:  # noqa: BLE001 - a broken connection is dropped all the same
                 logger.warning("closing the delivery writer's PostgreSQL connection failed: %s", exc)
 
+    def _take_batch(self) -> list[tuple[dict[str, Any], asyncio.Future[bool]]]:
+        """Pop up to `max_batch` queued rows, dropping those whose request stopped waiting.
+
+        A request stops waiting at the webhook endpoint's commit deadline and responds with
+        503, so GitHub records its delivery as failed. A row still queued then is never
+        stored, and its redelivery is stored as new. A row already in a transaction may still
+        commit, and then its redelivery is a duplicate.
+        """
+        batch: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        while len(batch) < self.max_batch:
+            try:
+                entry = self._queue.popleft()
+            except IndexError:
+                # The event loop and the thread both pop, so the queue can empty at any time.
+                break
+            # Read from the thread too: a future cancelled just after this check only means
+            # that its row is stored although its request got a 503, the case above.
+            if not entry[1].cancelled():
+                batch.append(entry)
+        return batch
+
     def _wake_thread(self) -> None:
         if self._thread is None:
             self._start_thread()
@@ -201,8 +239,8 @@ class DeliveryWriter:
         if self._queue and self._gate.try_acquire():
             try:
                 while self._queue:
-                    batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                    if not self._write_on_loop(batch):
+                    batch = self._take_batch()
+                    if batch and not self._write_on_loop(batch):
                         self._queue.extendleft(reversed(batch))
                         break
             finally:
@@ -259,10 +297,14 @@ class DeliveryWriter:
             if is_held:
                 self._gate.release()
         if results is None:
-            raise sqlite3.OperationalError(
+            error = sqlite3.OperationalError(
                 f"database is locked: another process kept SQLite's write lock for {SQLITE_BUSY_TIMEOUT_MS} ms; "
                 "end that process's transaction, then redeliver the delivery"
             )
+            # The result code sqlite3 sets on its own "database is locked" errors, which
+            # bot.database_errors reads.
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
         return results
 
     def _store_one_by_one(self, rows: list[dict[str, Any]]) -> list[bool | Exception]:
@@ -287,8 +329,9 @@ class DeliveryWriter:
             # Cleared before the queue is read: a row queued after this point sets it again.
             self._wake.clear()
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                self._write(batch)
+                batch = self._take_batch()
+                if batch:
+                    self._write(batch)
             if self._closing and not self._queue:
                 return
 

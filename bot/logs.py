@@ -16,10 +16,12 @@ def extra_fields(record: logging.LogRecord) -> dict[str, object]:
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger: message key=value ...`."""
+    """`time level logger: message key=value ...`, then the traceback if there is one."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        # `Formatter.format` appends the traceback after this line, so the fields (the
+        # delivery id of a failed insert, say) stay on the line a reader sees first.
+        line = super().formatMessage(record)
         fields = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
         return f"{line} {fields}" if fields else line
 

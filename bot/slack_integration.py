@@ -28,7 +28,13 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.render.slack_messages import POST_TO_CHANNEL_ACTION, render_error
-from bot.slack_app import BOT_SCOPES, COMMAND, FAILED_RESPONSE, OAUTH_STATE_SECONDS, is_slack_configured
+from bot.slack_app import (
+    BOT_SCOPES,
+    COMMAND,
+    FAILED_RESPONSE,
+    OAUTH_STATE_SECONDS,
+    is_slack_configured,
+)
 from bot.slack_delivery import api_base_url, installation_store
 from handlers.slack import dispatch, silences
 from handlers.slack.context import CommandContext

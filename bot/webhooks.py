@@ -6,6 +6,7 @@ routing, and the FastAPI route documents the endpoint in the OpenAPI schema.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.ingest import DeliveryWriter
 from bot.observability import record_delivery_received
+from bot.webhook_problems import commit_timed_out, not_stored, warn_if_body_differs
 from handlers.github import handler_for
 from handlers.github.payload import MAX_ID, as_int
 from storage.models import DeliveryStatus
@@ -49,6 +51,13 @@ KEPT_HEADERS = (
 KEPT_HEADER_KEYS = tuple((name, name.encode()) for name in KEPT_HEADERS)
 # Bodies with this many opening brackets or more are parsed by `json.loads` (see parse_json).
 MAX_ORJSON_BRACKETS = 900
+# How long a request waits for the commit of its delivery before it responds with 503. GitHub
+# records a delivery as failed when the response takes longer than 10 s (docs.github.com,
+# "Handling failed webhook deliveries"). A 503 before then fails it too, but with a reason
+# shown in the App's list of recent deliveries, and lets the request end. The 2 s left cover
+# reading the body and the network. The redelivery sweep (bot/redelivery.py, when the App is
+# configured) asks GitHub to send again each failed delivery that the bot has not stored.
+COMMIT_TIMEOUT_SECONDS = 8.0
 
 
 def compute_signature(secret: str, body: bytes) -> str:
@@ -186,19 +195,24 @@ async def serve_webhook(scope: Scope, receive: Receive, send: Send) -> None:
     except ClientDisconnect:
         logger.warning(
             "webhook client disconnected before sending the whole body",
-            extra={"delivery_id": header_value(scope, b"x-github-delivery")},
+            extra=delivery_fields(scope),
         )
         return
-    except Exception:
-        # The delivery was not stored (the database is down, say), so GitHub must see a
-        # failure and the delivery can be sent again.
-        logger.exception(
-            "webhook delivery not stored", extra={"delivery_id": header_value(scope, b"x-github-delivery")}
-        )
-        status, content = error(500, "the delivery could not be stored; send it again later")
+    except Exception as exc:
+        # The delivery was not stored, so GitHub must see a failure and the delivery can be
+        # sent again.
+        status, content = not_stored(delivery_fields(scope), exc)
     finally:
         worker.request_finished()
     await send_json(send, status, content)
+
+
+def delivery_fields(scope: Scope) -> dict[str, str]:
+    """Return the delivery id and event of a request from its headers, for a log line."""
+    return {
+        "delivery_id": header_value(scope, b"x-github-delivery"),
+        "event": header_value(scope, b"x-github-event"),
+    }
 
 
 def header_value(scope: Scope, name: bytes) -> str:
@@ -286,28 +300,35 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     repository_name = repository.get("full_name") if isinstance(repository, dict) else None
     action = payload.get("action")
+    row = dict(
+        delivery_id=delivery_id,
+        event=event[:100],
+        action=text_column(action, 100),
+        installation_id=as_int(installation_id, MAX_ID),
+        repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
+        headers={
+            name: headers[key].decode("latin-1")
+            for name, key in KEPT_HEADER_KEYS
+            if key in headers
+        },
+        body=json_body,
+        status=status,
+        error=problem,
+    )
     # The writer returns once the transaction holding this delivery has committed.
     writer = delivery_writer(state)
     pause = state.worker.request_paused() if writer.commits_off_loop else contextlib.nullcontext()
-    with pause:
-        stored = await writer.store(
-            dict(
-                delivery_id=delivery_id,
-                event=event[:100],
-                action=text_column(action, 100),
-                installation_id=as_int(installation_id, MAX_ID),
-                repository=text_column(repository_name.lower(), 200) if isinstance(repository_name, str) else None,
-                headers={
-                    name: headers[key].decode("latin-1")
-                    for name, key in KEPT_HEADER_KEYS
-                    if key in headers
-                },
-                body=json_body,
-                status=status,
-                error=problem,
-            )
-        )
+    deadline = asyncio.timeout(COMMIT_TIMEOUT_SECONDS)
+    try:
+        with pause:
+            async with deadline:
+                stored = await writer.store(row)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        return commit_timed_out(delivery_id, event, COMMIT_TIMEOUT_SECONDS)
     if not stored:
+        await warn_if_body_differs(state.engine, row)
         return 200, {"status": "duplicate", "delivery_id": delivery_id}
     record_delivery_received(event)
     if status is DeliveryStatus.INVALID:

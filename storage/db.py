@@ -145,9 +145,12 @@ class SQLiteWriteGate:
         """Tell whether a foreground transaction is waiting for the lock."""
         return self._waiting > 0
 
-    def acquire(self, *, background: bool = False) -> bool:
-        """Wait for the lock; return False on timeout, leaving the wait to SQLite's busy handler."""
-        deadline = time.monotonic() + self.timeout_s
+    def acquire(self, *, background: bool = False, timeout_s: float | None = None) -> bool:
+        """Wait for the lock; return False on timeout, leaving the wait to SQLite's busy handler.
+
+        A caller that passes its own `timeout_s` reports the timeout itself.
+        """
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         with self._condition:
             if not background:
                 self._waiting += 1
@@ -155,7 +158,8 @@ class SQLiteWriteGate:
                 while self._is_held or (background and self._waiting):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        logger.warning("sqlite write gate wait timed out after %.0f s", self.timeout_s)
+                        if timeout_s is None:
+                            logger.warning("sqlite write gate wait timed out after %.0f s", self.timeout_s)
                         return False
                     self._condition.wait(remaining)
                 self._is_held = True

@@ -24,7 +24,13 @@ from sqlmodel import Session
 from storage import prefetch
 from storage.db import upsert_insert
 from storage.models import Job, Step
-from storage.runs import NOT_RUN_CONCLUSIONS, STATUS_RANK, merge_values, seconds_between, status_rank
+from storage.runs import (
+    NOT_RUN_CONCLUSIONS,
+    STATUS_RANK,
+    merge_values,
+    seconds_between,
+    status_rank,
+)
 from storage.types import utc_now
 
 JOB = Job.__table__  # type: ignore[attr-defined]

@@ -317,8 +317,7 @@ class Metric(SQLModel, table=True):
     )
 
 
-# The Slack tables live in their own module; importing it here registers them on the metadata.
-from storage import models_slack as models_slack  # noqa: E402,F401
-
-# The rollup, release dashboard and alert tables, registered the same way.
+# The rollup, release dashboard and alert tables, and the Slack tables, live in modules of their
+# own. Importing them here registers them on the metadata.
 from storage import models_release as models_release  # noqa: E402,F401
+from storage import models_slack as models_slack  # noqa: E402,F401

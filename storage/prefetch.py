@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
-
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import ORMExecuteState

@@ -7,6 +7,7 @@ the fix. A `.env` file is read, and the bot starts with no configuration at all.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,33 @@ def test_serve_reports_unreachable_database(clean_cwd: Path) -> None:
     assert "Traceback" not in stderr
 
 
+def test_serve_port_in_use_exits_at_once(clean_cwd: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = CliRunner().invoke(app, ["serve", "--port", str(port)])
+
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in result.stderr
+    assert "choose another port with --port or the PORT setting" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Nothing started: no database was created, so no migration ran.
+    assert "listening" not in result.stdout
+    assert not (clean_cwd / "release-bot.db").exists()
+
+
+def test_serve_host_not_local_exits(clean_cwd: Path) -> None:
+    # 192.0.2.1 is reserved for documentation (RFC 5737), so no interface of a test machine has it.
+    result = CliRunner().invoke(app, ["serve", "--host", "192.0.2.1", "--port", "8000"])
+
+    assert result.exit_code == 1
+    assert "cannot listen on 192.0.2.1:8000: 192.0.2.1 is not an address of this machine" in result.stderr
+    assert "--host or the HOST setting" in result.stderr
+    assert not (clean_cwd / "release-bot.db").exists()
+
+
 def test_dotenv_invalid_value_rejected(clean_cwd: Path) -> None:
     (clean_cwd / ".env").write_text("LOG_FORMAT=xml\n")
 
@@ -211,6 +239,9 @@ def test_serve_without_configuration(tmp_path: Path) -> None:
     assert stored_secret(database) == secrets_printed[0]
     assert len(secrets_printed[0]) == 64
     assert f"Webhook URL:    http://127.0.0.1:{port}/github/webhooks" in first_output
+    # The printed text names the setting that changes the URL.
+    assert "PUBLIC_URL is not set, so this URL is the address the bot listens on" in first_output
+    assert "`release-bot webhook-secret show` prints the secret again" in first_output
 
     with run_server(tmp_path, environment, name="second") as server:
         second_output = server.output()

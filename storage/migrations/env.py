@@ -4,12 +4,17 @@ from alembic import context
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from storage import locks, models, outbox  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage import models_slack  # noqa: F401
-from storage import models_github_app  # noqa: F401
-from storage import models_alerts  # noqa: F401
-from storage import models_digest  # noqa: F401
-from storage import models_backfill  # noqa: F401
+# Imported for the tables they register on SQLModel.metadata.
+from storage import (  # noqa: F401
+    locks,
+    models,
+    models_alerts,
+    models_backfill,
+    models_digest,
+    models_github_app,
+    models_slack,
+    outbox,
+)
 from storage.db import create_db_engine
 
 config = context.config

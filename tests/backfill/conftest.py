@@ -17,8 +17,12 @@ from bot.config import Settings
 from bot.github_client import GitHubApp
 from tests.backfill.fake_actions import FakeActions
 from tests.cli_support import isolate_settings, restored_logging
-# The session's App key pair is shared with the GitHub App tests.
-from tests.github_app.conftest import API_URL, APP_ID, AppKey, app_key  # noqa: F401
+from tests.github_app import conftest as github_app_fixtures
+from tests.github_app.conftest import API_URL, APP_ID, AppKey
+
+# The session's App key pair, shared with the GitHub App tests: pytest finds the fixture by
+# this module attribute's name.
+app_key = github_app_fixtures.app_key
 
 # Any fixed moment works; the fake clock starts here and moves only when the backfill sleeps.
 CLOCK_START = 1_764_000_000.0

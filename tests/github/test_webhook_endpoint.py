@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from bot import webhook_problems
 from bot.webhooks import MAX_BODY_BYTES
 from storage.models import (
     CheckSuite,
@@ -523,3 +524,62 @@ def test_delivery_id_over_column_length_rejected(bot: BotClient, caplog: pytest.
     assert warnings_for(caplog, "a" * 100) == ["webhook delivery id too long"]
     with bot.session() as session:
         assert delivery_statuses(session) == {"a" * 100: "done"}
+
+
+def test_duplicate_with_other_body_keeps_first(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
+    first_payload = load_fixture("workflow_job.completed.json")
+    other_payload = load_fixture("workflow_job.completed.json")
+    other_payload["workflow_job"]["conclusion"] = "failure"
+
+    first = bot.send("workflow_job", first_payload, delivery_id="same-id-1")
+    same = bot.send("workflow_job", first_payload, delivery_id="same-id-1")
+    other = bot.send("workflow_job", other_payload, delivery_id="same-id-1")
+
+    assert first.status_code == 202
+    assert (same.status_code, same.json()) == (200, {"status": "duplicate", "delivery_id": "same-id-1"})
+    assert (other.status_code, other.json()) == (200, {"status": "duplicate", "delivery_id": "same-id-1"})
+    # Only the one with another body is reported.
+    assert warnings_for(caplog, "same-id-1") == [
+        "duplicate delivery id with a different body: kept the stored delivery, ignored this one"
+    ]
+    record = next(record for record in caplog.records if getattr(record, "delivery_id", None) == "same-id-1")
+    assert record.event == "workflow_job"
+    assert record.stored_bytes == len(json.dumps(first_payload).encode())
+    assert record.received_bytes == len(json.dumps(other_payload).encode())
+    stored = stored_delivery(bot, "same-id-1")
+    assert stored is not None
+    assert stored.body == json.dumps(first_payload).encode()
+    assert api_jobs(api_run(bot, first_payload["workflow_job"]["run_id"]))[first_payload["workflow_job"]["id"]][
+        "conclusion"
+    ] == first_payload["workflow_job"]["conclusion"]
+
+
+def test_duplicate_of_ignored_event_not_reported(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
+    # Events without a handler are stored without their body, so the comparison must not
+    # report every redelivery of one.
+    payload = {"action": "created", "starred_at": "2024-06-03T09:00:00Z", "repository": {"id": 1}}
+
+    first = bot.send("star", payload, delivery_id="star-1")
+    again = bot.send("star", payload, delivery_id="star-1")
+
+    assert first.json() == {"status": "ignored", "event": "star"}
+    assert again.json() == {"status": "duplicate", "delivery_id": "star-1"}
+    assert warnings_for(caplog, "star-1") == []
+
+
+def test_new_delivery_reads_no_stored_body(bot: BotClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    real_read = webhook_problems.read_stored_body
+
+    def counting_read(engine: Any, delivery_id: str) -> bytes | None:
+        reads.append(delivery_id)
+        return real_read(engine, delivery_id)
+
+    monkeypatch.setattr(webhook_problems, "read_stored_body", counting_read)
+    payload = load_fixture("workflow_job.completed.json")
+
+    bot.send("workflow_job", payload, delivery_id="fresh-1")
+    bot.send("workflow_job", payload, delivery_id="fresh-2")
+    bot.send("workflow_job", payload, delivery_id="fresh-1")
+
+    assert reads == ["fresh-1"]

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
 from starlette.types import Receive, Scope, Send
 
 from bot import webhooks
 from bot.app import BotApp, create_app
 from bot.config import Settings
+from bot.logs import TextFormatter
 from storage.models import Delivery
 from tests.conftest import BotClient
 from tests.github.conftest import count_rows, delivery_statuses, load_fixture
@@ -157,7 +158,8 @@ def test_store_failure_returns_500(
     bot: BotClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def fail(_row: dict[str, Any]) -> bool:
-        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        # Not a database outage: the writer raises this once it was closed.
+        raise RuntimeError("the delivery writer was stopped")
 
     monkeypatch.setattr(webhooks.delivery_writer(bot.app.state), "store", fail)
 
@@ -165,7 +167,32 @@ def test_store_failure_returns_500(
 
     assert response.status_code == 500
     assert response.json() == {"error": "the delivery could not be stored; send it again later"}
-    assert [
-        record.getMessage() for record in caplog.records if getattr(record, "delivery_id", None) == "down-1"
-    ] == ["webhook delivery not stored"]
+    records = [record for record in caplog.records if getattr(record, "delivery_id", None) == "down-1"]
+    assert [(record.levelno, record.getMessage()) for record in records] == [
+        (logging.ERROR, "webhook delivery not stored")
+    ]
     assert not bot.app.state.worker.has_requests()
+
+    # In the text log format the ids come on the first line, before the traceback.
+    formatted = TextFormatter("%(levelname)s %(name)s: %(message)s").format(records[0])
+    first_line, traceback = formatted.split("\n", 1)
+    assert first_line == "ERROR bot.webhook_problems: webhook delivery not stored delivery_id=down-1 event=workflow_job"
+    assert traceback.startswith("Traceback")
+    assert "delivery_id" not in traceback
+
+
+def test_database_error_outside_outage_returns_500(
+    bot: BotClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fail(_row: dict[str, Any]) -> bool:
+        # sqlite3 raises OperationalError for a faulty statement too; that is a bug, not an outage.
+        raise sqlite3.OperationalError('near "INTO": syntax error')
+
+    monkeypatch.setattr(webhooks.delivery_writer(bot.app.state), "store", fail)
+
+    response = bot.send("workflow_job", load_fixture("workflow_job.completed.json"), delivery_id="bug-1", wait=False)
+
+    assert response.status_code == 500
+    records = [record for record in caplog.records if getattr(record, "delivery_id", None) == "bug-1"]
+    assert [record.levelno for record in records] == [logging.ERROR]
+    assert records[0].exc_info is not None

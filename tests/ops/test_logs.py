@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from bot.app import create_app
 from bot.config import Settings
-from bot.logs import configure_logging
+from bot.logs import TextFormatter, configure_logging
 from tests.conftest import WEBHOOK_SECRET, BotClient
 
 
@@ -56,3 +57,19 @@ def test_json_line_per_delivery(json_logs: io.StringIO, app_settings: Settings, 
     assert WEBHOOK_SECRET not in output
     key_body = app_key_pem.splitlines()[1]
     assert key_body not in output
+
+
+def test_text_fields_before_traceback() -> None:
+    try:
+        raise RuntimeError("insert failed")
+    except RuntimeError:
+        record = logging.getLogger("bot.webhooks").makeRecord(
+            "bot.webhooks", logging.ERROR, __file__, 0, "webhook delivery not stored", (), sys.exc_info(),
+            extra={"delivery_id": "d-1", "event": "workflow_job"},
+        )
+
+    lines = TextFormatter("%(levelname)s %(name)s: %(message)s").format(record).splitlines()
+
+    assert lines[0] == "ERROR bot.webhooks: webhook delivery not stored delivery_id=d-1 event=workflow_job"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: insert failed"

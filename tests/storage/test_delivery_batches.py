@@ -16,8 +16,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
 
+from bot import ingest
 from bot import worker as worker_module
 from bot.config import Settings
+from bot.database_errors import classify_database_error
 from bot.ingest import DeliveryWriter
 from bot.worker import process_batch
 from storage import deliveries
@@ -124,6 +126,33 @@ def test_writer_waits_out_another_process_lock(database_url: str, engine: Engine
     assert run_and_close(writer, store_one) is True
     other.close()
     assert count_deliveries(engine) == 1
+
+
+def test_writer_lock_timeout_reports_locked(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite has a database-wide write lock")
+    # The thread's connection waits this long for the lock instead of 30 s.
+    monkeypatch.setattr(ingest, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    writer = DeliveryWriter(engine)
+    other = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def store_one() -> bool:
+        return await writer.store(delivery_row("locked-out-1"))
+
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            run_and_close(writer, store_one)
+    finally:
+        other.close()
+
+    assert str(caught.value).startswith("database is locked: another process kept SQLite's write lock for 50 ms")
+    problem = classify_database_error(caught.value)
+    assert problem is not None
+    assert problem.kind == "locked"
+    assert count_deliveries(engine) == 0
 
 
 def test_writer_commits_durably_on_sqlite(engine: Engine) -> None:
