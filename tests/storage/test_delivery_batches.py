@@ -332,14 +332,20 @@ def test_paused_request_counts_toward_burst(engine: Engine, settings: Settings) 
     assert worker.requests_in_flight == worker_module.BURST_REQUESTS - 1
 
 
-def test_worker_waits_out_burst(engine: Engine, settings: Settings) -> None:
-    worker = worker_module.Worker(engine, settings.model_copy(update={"worker_burst_defer_seconds": 600.0}))
+def start_worker_in_burst(engine: Engine, settings: Settings, defer_seconds: float) -> worker_module.Worker:
+    """Start a worker during a burst of requests, with one pending delivery."""
+    worker = worker_module.Worker(engine, settings.model_copy(update={"worker_burst_defer_seconds": defer_seconds}))
     start_burst(worker)
     with session_scope(engine) as session:
         deliveries.insert_delivery(session=session, **delivery_row("in-burst"))
     worker.start()
+    worker.notify()
+    return worker
+
+
+def test_worker_waits_out_burst(engine: Engine, settings: Settings) -> None:
+    worker = start_worker_in_burst(engine, settings, defer_seconds=600.0)
     try:
-        worker.notify()
         assert not worker.wait_idle(0.5)
         assert pending_count(engine) == 1
 
@@ -352,13 +358,8 @@ def test_worker_waits_out_burst(engine: Engine, settings: Settings) -> None:
 
 
 def test_worker_stops_waiting_after_budget(engine: Engine, settings: Settings) -> None:
-    worker = worker_module.Worker(engine, settings.model_copy(update={"worker_burst_defer_seconds": 0.2}))
-    start_burst(worker)
-    with session_scope(engine) as session:
-        deliveries.insert_delivery(session=session, **delivery_row("long-burst"))
-    worker.start()
+    worker = start_worker_in_burst(engine, settings, defer_seconds=0.2)
     try:
-        worker.notify()
         assert worker.wait_idle(10)
         assert worker.in_burst()
     finally:
