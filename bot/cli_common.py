@@ -129,7 +129,9 @@ def check_repo_option(repo: str | None) -> None:
 
 def read_database(settings: Settings, load: Callable[[Session], T]) -> T:
     """Run a read function on the bot's database, with a one-line error if it cannot."""
-    with reading_engine(settings) as engine, Session(engine) as session:
+    from storage.db import read_only_engine
+
+    with reading_engine(settings) as engine, Session(read_only_engine(engine)) as session:
         try:
             return load(session)
         except (OperationalError, ProgrammingError) as exc:

@@ -86,6 +86,10 @@ def configure_inbox_connection(dbapi_connection: Any, *, busy_timeout_ms: int) -
 def _begin_immediate(connection: Any, gate: SQLiteWriteGate) -> None:
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another connection wrote in between; IMMEDIATE takes the write lock first and waits.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        # A reader in WAL mode sees the last commit and never waits for the write lock.
+        connection.exec_driver_sql("BEGIN")
+        return
     background = connection.get_execution_options().get(PRIORITY_OPTION) == BACKGROUND
     if gate.acquire(background=background):
         connection.info[GATE_HELD_KEY] = True
@@ -114,6 +118,8 @@ def _end_transaction(connection: Any, gate: SQLiteWriteGate) -> None:
 GATE_HELD_KEY = "release_bot_sqlite_gate_held"
 PRIORITY_OPTION = "release_bot_write_priority"
 BACKGROUND = "background"
+# The execution option that marks transactions that only read.
+READ_ONLY_OPTION = "release_bot_read_only"
 
 # Keyed by dialect because each engine has its own, shared with the engines that
 # `execution_options` derives from it, and it outlives `dispose`.
@@ -199,6 +205,16 @@ def sqlite_write_gate(engine: Engine) -> SQLiteWriteGate | None:
 def background_engine(engine: Engine) -> Engine:
     """Return the engine for a background writer, whose SQLite transactions yield to others."""
     return engine.execution_options(**{PRIORITY_OPTION: BACKGROUND})
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """Return the engine for transactions that only read.
+
+    On SQLite they begin without taking the write lock, so a long write elsewhere (another
+    process's, or the worker's batch) does not delay them. A write in such a transaction can
+    fail with "database is locked" at once, so use it only for reads.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def commit_without_flush_wait(session: Session) -> None:

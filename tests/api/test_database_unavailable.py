@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from storage import queries
 from storage.db import create_db_engine
 from tests.conftest import BotClient
-from tests.github.test_webhook_database_down import UNREACHABLE_POSTGRES_URL
+from tests.github.conftest import load_fixture
+from tests.github.test_webhook_database_down import UNREACHABLE_POSTGRES_URL, write_lock_held
 
 API_REQUESTS = [
     ("GET", "/api/v1/runs"),
@@ -112,3 +113,17 @@ def test_query_bug_not_turned_into_503(
     with pytest.raises(type(error)):
         bot.client.get("/api/v1/runs")
     assert api_warnings(caplog) == []
+
+
+def test_reads_while_write_lock_held(bot: BotClient, database_url: str) -> None:
+    # Reads take no write lock, so another process's long write transaction does not hold them up.
+    bot.send("workflow_run", load_fixture("workflow_run.completed.json"), delivery_id="locked-read-1")
+
+    with write_lock_held(database_url):
+        runs = bot.client.get("/api/v1/runs")
+        stats = bot.client.get("/api/v1/stats", params={"metric": "build_time"})
+
+    assert runs.status_code == 200
+    assert len(runs.json()["runs"]) == 1
+    assert stats.status_code == 200
+    assert stats.json()["count"] == 1
