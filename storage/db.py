@@ -87,7 +87,7 @@ def _begin_immediate(connection: Any, gate: SQLiteWriteGate) -> None:
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another connection wrote in between; IMMEDIATE takes the write lock first and waits.
     if connection.get_execution_options().get(READ_ONLY_OPTION):
-        # A reader in WAL mode sees the last commit and never waits for the write lock.
+        # A reader in WAL mode reads the last commit and does not wait for the write lock.
         connection.exec_driver_sql("BEGIN")
         return
     background = connection.get_execution_options().get(PRIORITY_OPTION) == BACKGROUND
