@@ -25,7 +25,7 @@ from bot.readiness import DatabaseProbe
 from bot.scheduler import Scheduler
 from bot.secrets import announce_generated_secret, resolve_webhook_secret
 from bot.slack_app import router as slack_router
-from storage.db import create_db_engine
+from storage.db import create_db_engine, remember_database_file
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         if migrate:
             await run_in_threadpool(upgrade_at_start, settings)
         engine = create_db_engine(settings.database_url)
+        # The webhook endpoint checks after each commit that this file is still the database's.
+        remember_database_file(engine)
         secret, generated = await run_in_threadpool(resolve_webhook_secret, settings, engine)
         if generated:
             announce_generated_secret(secret, settings)

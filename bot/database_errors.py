@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from storage.db import DatabaseFileReplaced
+
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html) that come from the
 # database file or its lock, not from the statement. SQLITE_ERROR (1) is left out because
 # sqlite3 raises it for syntax errors too. Of its errors, only "no such table" counts.
@@ -117,6 +119,13 @@ def classify_database_error(exc: BaseException) -> DatabaseProblem | None:
 def classify_sqlite_error(error: sqlite3.Error) -> DatabaseProblem | None:
     """Return the database problem a sqlite3 error reports, or None for a faulty statement."""
     detail = str(error)
+    if isinstance(error, DatabaseFileReplaced):
+        return DatabaseProblem(
+            "unavailable",
+            "its file was deleted or replaced while the bot ran",
+            "restart the bot: on the restored file, or on a new database that it creates",
+            detail,
+        )
     code = getattr(error, "sqlite_errorcode", None)
     # Extended result codes carry the primary code in their low 8 bits.
     primary = None if code is None else code & 0xFF

@@ -21,6 +21,7 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 from storage import deliveries
 from storage.db import (
     SQLITE_BUSY_TIMEOUT_MS,
+    check_database_file,
     configure_inbox_connection,
     psycopg_conninfo,
     sqlite_write_gate,
@@ -267,6 +268,12 @@ class DeliveryWriter:
             return False
         if results is None:
             return False
+        try:
+            check_database_file(self.engine)
+        except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error
+            logger.warning("%s", exc, extra={"delivery_ids": delivery_ids(rows)})
+            settle([(future, exc) for _, future in batch])
+            return True
         settle(list(zip((future for _, future in batch), results, strict=True)))
         return True
 
@@ -305,6 +312,8 @@ class DeliveryWriter:
             # bot.database_errors reads.
             error.sqlite_errorcode = sqlite3.SQLITE_BUSY
             raise error
+        # Committed into a file that is no longer at its path, the rows would be lost.
+        check_database_file(self.engine)
         return results
 
     def _store_one_by_one(self, rows: list[dict[str, Any]]) -> list[bool | Exception]:

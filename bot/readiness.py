@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 
 from fastapi.concurrency import run_in_threadpool
@@ -16,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.pool import StaticPool
 
 from bot.database_errors import DatabaseProblem, RepeatLimiter, classify_database_error, locked
-from storage.db import sqlite_write_gate
+from storage.db import check_database_file, connect_sqlite_file, sqlite_write_gate
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +30,7 @@ def check_database(engine: Engine, timeout_s: float) -> DatabaseProblem | None:
     gate = sqlite_write_gate(engine)
     try:
         if gate is not None and not isinstance(engine.pool, StaticPool):
+            check_database_file(engine)
             return check_sqlite_write_lock(engine, timeout_s)
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":
@@ -56,15 +56,16 @@ def check_sqlite_write_lock(engine: Engine, timeout_s: float) -> DatabaseProblem
     gate = sqlite_write_gate(engine)
     assert gate is not None
     deadline = time.monotonic() + timeout_s
-    # A thread of this process that holds the lock (the delivery writer waiting out another
-    # process's transaction, say) makes the check wait here, not in SQLite's busy handler.
-    if not gate.acquire(timeout_s=timeout_s):
-        return locked(f"a transaction of this process held the write lock for over {timeout_s:g} s")
+    # A connection of its own, opened before the gate is taken: a pool connection could be
+    # slow to come while the gate holds back every writer, and it could still be open on a
+    # file deleted since.
+    dbapi_connection = connect_sqlite_file(engine)
     try:
-        connection = engine.raw_connection()
-        connection.detach()
+        # A thread of this process that holds the lock (the delivery writer waiting out another
+        # process's transaction, say) makes the check wait here, not in SQLite's busy handler.
+        if not gate.acquire(timeout_s=timeout_s):
+            return locked(f"a transaction of this process held the write lock for over {timeout_s:g} s")
         try:
-            dbapi_connection: sqlite3.Connection = connection.dbapi_connection  # type: ignore[assignment]
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
             dbapi_connection.execute(f"PRAGMA busy_timeout={remaining_ms}")
             dbapi_connection.execute("BEGIN IMMEDIATE")
@@ -73,9 +74,9 @@ def check_sqlite_write_lock(engine: Engine, timeout_s: float) -> DatabaseProblem
             finally:
                 dbapi_connection.execute("ROLLBACK")
         finally:
-            connection.close()
+            gate.release()
     finally:
-        gate.release()
+        dbapi_connection.close()
     return None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -77,6 +79,63 @@ def psycopg_conninfo(engine: Engine) -> str:
     return make_conninfo(**arguments, **options)
 
 
+def connect_sqlite_file(engine: Engine) -> sqlite3.Connection:
+    """Open a new driver connection to a SQLite engine's file, outside its pool.
+
+    It is set up as the pool's connections are.
+    """
+    arguments, options = engine.dialect.create_connect_args(engine.url)
+    options = {**options, "check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    dbapi_connection = sqlite3.connect(*arguments, **options)
+    _configure_sqlite_connection(dbapi_connection, None)
+    return dbapi_connection
+
+
+class DatabaseFileReplaced(sqlite3.OperationalError):
+    """The SQLite file was deleted or replaced after the bot opened it."""
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """Return the device and inode of a file, or None if it does not exist."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def remember_database_file(engine: Engine) -> None:
+    """Note which file a SQLite engine's path names now, for `check_database_file`.
+
+    Nothing is noted for other databases, in-memory ones, or a file that does not exist yet.
+    """
+    if engine.dialect.name != "sqlite" or isinstance(engine.pool, StaticPool):
+        return
+    arguments, options = engine.dialect.create_connect_args(engine.url)
+    if options.get("uri"):
+        return
+    path = str(arguments[0])
+    identity = file_identity(path)
+    if identity is not None:
+        DATABASE_FILES[engine.dialect] = (path, identity)
+
+
+def check_database_file(engine: Engine) -> None:
+    """Raise DatabaseFileReplaced if the SQLite file noted at start is no longer at its path.
+
+    A connection open on a deleted file goes on writing into it, and what it writes is gone
+    when the connection closes. A new file at the path shares the old one's write-ahead log
+    file, which SQLite's documentation lists among the ways to corrupt a database.
+    """
+    noted = DATABASE_FILES.get(engine.dialect)
+    if noted is None:
+        remember_database_file(engine)
+    elif file_identity(noted[0]) != noted[1]:
+        raise DatabaseFileReplaced(
+            f"the SQLite file {noted[0]} was deleted or replaced after the bot opened it"
+        )
+
+
 def configure_inbox_connection(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
     """Make a SQLite connection's commits durable on disk, with the given busy timeout."""
     dbapi_connection.execute("PRAGMA synchronous=FULL")
@@ -124,6 +183,8 @@ READ_ONLY_OPTION = "release_bot_read_only"
 # Keyed by dialect because each engine has its own, shared with the engines that
 # `execution_options` derives from it, and it outlives `dispose`.
 WRITE_GATES: weakref.WeakKeyDictionary[Any, SQLiteWriteGate] = weakref.WeakKeyDictionary()
+# The path and identity of each SQLite engine's file when the bot started, keyed the same way.
+DATABASE_FILES: weakref.WeakKeyDictionary[Any, tuple[str, tuple[int, int] | None]] = weakref.WeakKeyDictionary()
 
 
 class SQLiteWriteGate:

@@ -8,6 +8,7 @@ a redelivery is either stored as new or, if the insert committed after all, a du
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -173,3 +174,20 @@ def test_lock_released_before_deadline_accepted(bot: BotClient, database_url: st
     assert (response.status_code, response.json()) == (202, {"status": "accepted", "delivery_id": "waited-1"})
     with bot.session() as session:
         assert delivery_statuses(session) == {"waited-1": "done"}
+
+
+def test_deleted_sqlite_file_returns_503(bot: BotClient, database_url: str) -> None:
+    if make_url(database_url).get_backend_name() != "sqlite":
+        pytest.skip("only SQLite keeps the database in a file of the bot's")
+    before = bot.send("workflow_job", load_fixture("workflow_job.completed.json"), delivery_id="before-delete-1")
+    assert before.status_code == 202
+
+    # The bot's open connections go on writing into the deleted file, so nothing may be acknowledged.
+    os.remove(make_url(database_url).database or "")
+    after = bot.send("workflow_job", load_fixture("workflow_job.completed.json"), delivery_id="after-delete-1", wait=False)
+    ready = bot.client.get("/readyz")
+
+    assert after.status_code == 503
+    assert after.json()["reason"].startswith("database unavailable: its file was deleted or replaced while the bot ran; ")
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == after.json()["reason"]
