@@ -397,8 +397,8 @@ class Worker:
         A burst is acknowledged first, and its deliveries are processed once it has passed.
         The worker waits at most WORKER_BURST_DEFER_SECONDS in all since it was last idle,
         which bounds the extra lag. Past that, under a load the bot cannot keep up with, the
-        worker takes its share of the CPU again, so the endpoint slows down and the backlog
-        stops growing.
+        worker and the endpoint share the CPU as they do without a burst. The backlog still
+        grows then, more slowly, and drains once the load drops.
         """
         started = time.monotonic()
         deadline = started + self.settings.worker_burst_defer_seconds - self._deferred
