@@ -263,7 +263,8 @@ async def handle_webhook(state: Any, scope: Scope, receive: Receive) -> tuple[in
         return error(
             401,
             "X-Hub-Signature-256 is missing or does not match the body; check that the App's "
-            "webhook secret equals the bot's GITHUB_WEBHOOK_SECRET",
+            "webhook secret equals the bot's: GITHUB_WEBHOOK_SECRET when it is set, else the "
+            "generated one that `release-bot webhook-secret show` prints",
         )
 
     event = headers.get(b"x-github-event", b"").decode("latin-1")

@@ -54,6 +54,7 @@ def test_tampered_body_rejected(bot: BotClient) -> None:
 
     assert response.status_code == 401
     assert "GITHUB_WEBHOOK_SECRET" in response.json()["error"]
+    assert "release-bot webhook-secret show" in response.json()["error"]
     with bot.session() as session:
         assert count_rows(session, Delivery) == 0
         assert count_rows(session, WorkflowRun) == 0
