@@ -26,6 +26,12 @@ STATUS_RANK = {
     "in_progress": 1,
     "completed": 2,
 }
+# The conclusions in GitHub's webhook schemas for workflow runs and jobs. Others are stored as
+# sent, and the handlers log a WARNING.
+KNOWN_CONCLUSIONS = frozenset(
+    {"success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required", "stale",
+     "startup_failure", None}
+)
 # Conclusions of work that never ran on a runner.
 NOT_RUN_CONCLUSIONS = frozenset({"skipped", "cancelled", "neutral", "stale", None})
 

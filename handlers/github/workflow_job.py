@@ -36,6 +36,9 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
     status = optional_str(job_payload, "status") or "queued"
     if status not in runs.STATUS_RANK:
         logger.warning("unknown workflow_job status", extra=ctx.log_extra(job_id=job_id, status=status))
+    conclusion = optional_str(job_payload, "conclusion")
+    if conclusion not in runs.KNOWN_CONCLUSIONS:
+        logger.warning("unknown workflow_job conclusion", extra=ctx.log_extra(job_id=job_id, conclusion=conclusion))
 
     runs.ensure_run(
         session=ctx.session,
@@ -53,7 +56,7 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
         name=name,
         status=status,
         stage=classify_stage(ctx.settings, name) or classify_stage(ctx.settings, workflow_name) or "build",
-        conclusion=optional_str(job_payload, "conclusion"),
+        conclusion=conclusion,
         workflow_name=workflow_name,
         head_branch=optional_str(job_payload, "head_branch"),
         head_sha=optional_str(job_payload, "head_sha"),

@@ -72,13 +72,19 @@ def handle(ctx: HandlerContext, payload: dict[str, Any]) -> None:
             "unknown workflow_run status",
             extra=ctx.log_extra(run_id=run_id, status=status),
         )
+    conclusion = optional_str(run_payload, "conclusion")
+    if conclusion not in runs.KNOWN_CONCLUSIONS:
+        logger.warning(
+            "unknown workflow_run conclusion",
+            extra=ctx.log_extra(run_id=run_id, conclusion=conclusion),
+        )
     attempt, completed_now = runs.upsert_attempt(
         session=ctx.session,
         facts=runs.AttemptFacts(
             run_id=run_id,
             attempt=attempt_number,
             status=status,
-            conclusion=optional_str(run_payload, "conclusion"),
+            conclusion=conclusion,
             triggering_actor=login_of(run_payload, "triggering_actor"),
             # Each attempt starts at its own run_started_at; created_at stays at the first attempt.
             run_started_at=parse_time(run_payload.get("run_started_at"))

@@ -244,8 +244,25 @@ def test_unknown_enum_values_accepted(bot: BotClient, caplog: pytest.LogCaptureF
         assert attempt is not None
         assert attempt.status == "brand_new"
         assert attempt.duration_s is None
-    assert warnings_for(caplog, "unknown-job-status") == ["unknown workflow_job status"]
+    assert warnings_for(caplog, "unknown-job-status") == [
+        "unknown workflow_job status",
+        "unknown workflow_job conclusion",
+    ]
     assert warnings_for(caplog, "unknown-run-status") == ["unknown workflow_run status"]
+
+
+def test_unknown_run_conclusion_logged(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
+    run = load_fixture("workflow_run.completed.json")
+    run["workflow_run"]["conclusion"] = "brand_new_conclusion"
+
+    response = bot.send("workflow_run", run, delivery_id="unknown-run-conclusion")
+
+    assert response.status_code == 202
+    with bot.session() as session:
+        attempt = session.get(RunAttempt, (60001, 1))
+        assert attempt is not None
+        assert attempt.conclusion == "brand_new_conclusion"
+    assert warnings_for(caplog, "unknown-run-conclusion") == ["unknown workflow_run conclusion"]
 
 
 def test_unknown_status_then_completed(bot: BotClient) -> None:
