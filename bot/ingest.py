@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
+from sqlmodel import Session
 
 from storage import deliveries
 from storage.db import (
@@ -24,6 +25,7 @@ from storage.db import (
     check_database_file,
     configure_inbox_connection,
     psycopg_conninfo,
+    read_only_engine,
     sqlite_write_gate,
 )
 
@@ -45,18 +47,11 @@ def store_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[bool]:
 def read_stored_body(engine: Engine, delivery_id: str) -> bytes | None:
     """Return the body stored for a delivery id, or None.
 
-    Call it from a thread, because taking a connection from the pool can wait.
+    Call it from a thread, because taking a connection from the pool can wait. On SQLite the
+    read takes no write lock, so another process's transaction does not delay it.
     """
-    connection = engine.raw_connection()
-    try:
-        return deliveries.get_stored_body(
-            dbapi_connection=connection.dbapi_connection,
-            dialect_name=engine.dialect.name,
-            delivery_id=delivery_id,
-        )
-    finally:
-        # The pool rolls back what the read began (PostgreSQL) when the connection returns.
-        connection.close()
+    with Session(read_only_engine(engine)) as session:
+        return deliveries.get_stored_body(session=session, delivery_id=delivery_id)
 
 
 def open_inbox_connection(engine: Engine, *, busy_timeout_ms: int) -> PoolProxiedConnection:

@@ -290,21 +290,9 @@ def oldest_pending_received_at(*, session: Session) -> datetime | None:
     )
 
 
-def get_stored_body(*, dbapi_connection: Any, dialect_name: str, delivery_id: str) -> bytes | None:
-    """Return the body stored for a delivery id, or None, read on a driver connection.
-
-    On the bot's SQLite connections (no implicit transactions) the read takes no write lock,
-    so it does not wait for another process's transaction as the engine's BEGIN IMMEDIATE would.
-    """
-    placeholder = "%s" if dialect_name == "postgresql" else "?"
-    cursor = dbapi_connection.cursor()
-    try:
-        sql = f"SELECT body FROM delivery WHERE delivery_id = {placeholder}"
-        cursor.execute(sql, (delivery_id,))
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if row is None else bytes(row[0])
+def get_stored_body(*, session: Session, delivery_id: str) -> bytes | None:
+    """Return the body stored for a delivery id, or None."""
+    return session.scalar(select(Delivery.body).where(Delivery.delivery_id == delivery_id))
 
 
 def get_delivery(*, session: Session, delivery_id: str) -> Delivery | None:

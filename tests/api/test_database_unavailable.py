@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -67,12 +68,17 @@ def test_missing_tables_return_503(bot: BotClient, caplog: pytest.LogCaptureFixt
     assert warnings[0].repeats_held_back == 0
 
 
-def test_unreachable_database_returns_503(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
-    bot.app.state.engine = create_db_engine(UNREACHABLE_POSTGRES_URL, pool_size=1)
+def get_on_database(bot: BotClient, database_url: str, path: str) -> httpx.Response:
+    """GET `path` with the app's engine replaced by one for `database_url`."""
+    bot.app.state.engine = create_db_engine(database_url, pool_size=1)
     try:
-        response = bot.client.get("/api/v1/runs")
+        return bot.client.get(path)
     finally:
         bot.app.state.engine.dispose()
+
+
+def test_unreachable_database_returns_503(bot: BotClient, caplog: pytest.LogCaptureFixture) -> None:
+    response = get_on_database(bot, UNREACHABLE_POSTGRES_URL, "/api/v1/runs")
 
     assert response.status_code == 503
     assert response.json()["detail"].startswith("database unavailable: it cannot be reached or opened; ")
@@ -83,11 +89,7 @@ def test_unreachable_database_returns_503(bot: BotClient, caplog: pytest.LogCapt
 def test_unopenable_sqlite_file_returns_503(bot: BotClient, tmp_path: Path) -> None:
     # A directory where the database file should be: SQLite cannot open it.
     (tmp_path / "not-a-file.db").mkdir()
-    bot.app.state.engine = create_db_engine(f"sqlite:///{tmp_path / 'not-a-file.db'}", pool_size=1)
-    try:
-        response = bot.client.get("/api/v1/stats")
-    finally:
-        bot.app.state.engine.dispose()
+    response = get_on_database(bot, f"sqlite:///{tmp_path / 'not-a-file.db'}", "/api/v1/stats")
 
     assert response.status_code == 503
     assert response.json()["detail"].startswith("database unavailable: ")
