@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, start_
         """Report whether the database takes writes and the worker is running (or turned off).
 
         Returns within about READY_TIMEOUT_SECONDS (bot/readiness.py), also while another
-        process holds SQLite's write lock; `reason` then says what is wrong.
+        process holds SQLite's write lock. `reason` then names the problem and the fix.
         """
         problem = await app.state.database_probe.problem()
         if not (start_worker and settings.worker_enabled):

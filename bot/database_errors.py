@@ -1,4 +1,4 @@
-"""Which database errors mean that the database itself is unavailable, and what to do about each.
+"""Database errors that mean the database itself is unavailable, and the fix for each.
 
 The webhook endpoint, the JSON API and `/readyz` respond with 503 and the problem's message for
 these, and log a WARNING without a traceback. Any other error (a syntax error in a query, a
@@ -139,9 +139,10 @@ def classify_sqlite_error(error: sqlite3.Error) -> DatabaseProblem | None:
 
 
 class RepeatLimiter:
-    """Lets a repeated log line through at most once per interval, and counts the repeats held back.
+    """A limit of one log line per key and interval, with a count of the lines held back.
 
-    It has no lock, because its callers (an exception handler and `/readyz`) run on the event loop.
+    It has no lock, because its callers (an async exception handler and `/readyz`) run on the
+    event loop.
     """
 
     def __init__(self, interval_s: float = 60.0) -> None:

@@ -266,7 +266,10 @@ class DeliveryWriter:
         try:
             check_database_file(self.engine)
         except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error
-            logger.warning("%s", exc, extra={"delivery_ids": delivery_ids(rows)})
+            logger.warning(
+                "batch of %d deliveries not acknowledged: %s", len(rows), exc,
+                extra={"delivery_ids": delivery_ids(rows)},
+            )
             settle([(future, exc) for _, future in batch])
             return True
         settle(list(zip((future for _, future in batch), results, strict=True)))
@@ -307,7 +310,7 @@ class DeliveryWriter:
             # bot.database_errors reads.
             error.sqlite_errorcode = sqlite3.SQLITE_BUSY
             raise error
-        # Committed into a file that is no longer at its path, the rows would be lost.
+        # Rows committed into a file that is no longer at its path would be lost.
         check_database_file(self.engine)
         return results
 

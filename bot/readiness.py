@@ -81,7 +81,7 @@ def check_sqlite_write_lock(engine: Engine, timeout_s: float) -> DatabaseProblem
 
 
 class DatabaseProbe:
-    """Runs the database check of `/readyz` at most once at a time, and returns within a bound.
+    """The database check of `/readyz`: one run at a time, with a result within a bound.
 
     Probes that arrive while a check runs wait for that check, so a database that hangs holds
     one thread, not one per probe. A WARNING is logged when the problem changes, and a
@@ -101,7 +101,7 @@ class DatabaseProbe:
             check = run_in_threadpool(check_database, self.engine, self.timeout_s)
             self._check = asyncio.ensure_future(check)
         try:
-            # The check bounds its own waits; this bound covers a connect that hangs.
+            # The check bounds its own waits, and this bound covers a connect that hangs.
             problem = await asyncio.wait_for(asyncio.shield(self._check), self.timeout_s + 1.0)
         except TimeoutError:
             problem = DatabaseProblem(

@@ -63,8 +63,8 @@ def commit_timed_out(delivery_id: str, event: str, timeout_s: float) -> tuple[in
 async def warn_if_body_differs(engine: Any, row: dict[str, Any]) -> None:
     """Log a WARNING when a delivery id is stored already with another body; the stored one stays.
 
-    Only duplicates pay for this read. It never fails the request, because the delivery is
-    stored.
+    Only duplicates pay for this read. A failed read is logged and does not fail the request,
+    because the delivery is stored.
     """
     delivery_id = row["delivery_id"]
     try:

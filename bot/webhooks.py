@@ -56,7 +56,7 @@ MAX_ORJSON_BRACKETS = 900
 # "Handling failed webhook deliveries"). A 503 before then fails it too, but with a reason
 # shown in the App's list of recent deliveries, and lets the request end. The 2 s left cover
 # reading the body and the network. The redelivery sweep (bot/redelivery.py, when the App is
-# configured) asks GitHub to send again each failed delivery that the bot has not stored.
+# configured) requests a redelivery of each failed delivery that the bot has not stored.
 COMMIT_TIMEOUT_SECONDS = 8.0
 
 
