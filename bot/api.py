@@ -13,7 +13,7 @@ from sqlmodel import Session
 from bot.periods import parse_since
 from bot.views import run_views
 from storage import metrics, queries
-from storage.db import read_only_engine
+from storage.db import read_session
 from storage.models import MetricType
 
 bearer = HTTPBearer(auto_error=False)
@@ -39,7 +39,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(require
 
 
 def read(request: Request, function: Any, **kwargs: Any) -> Any:
-    with Session(read_only_engine(request.app.state.engine)) as session:
+    with read_session(request.app.state.engine) as session:
         return function(session, **kwargs)
 
 

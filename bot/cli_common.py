@@ -129,9 +129,9 @@ def check_repo_option(repo: str | None) -> None:
 
 def read_database(settings: Settings, load: Callable[[Session], T]) -> T:
     """Run a read function on the bot's database, with a one-line error if it cannot."""
-    from storage.db import read_only_engine
+    from storage.db import read_session
 
-    with reading_engine(settings) as engine, Session(read_only_engine(engine)) as session:
+    with reading_engine(settings) as engine, read_session(engine) as session:
         try:
             return load(session)
         except (OperationalError, ProgrammingError) as exc:

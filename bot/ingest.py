@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
-from sqlmodel import Session
 
 from storage import deliveries
 from storage.db import (
@@ -25,7 +24,7 @@ from storage.db import (
     check_database_file,
     configure_inbox_connection,
     psycopg_conninfo,
-    read_only_engine,
+    read_session,
     sqlite_write_gate,
 )
 
@@ -50,7 +49,7 @@ def read_stored_body(engine: Engine, delivery_id: str) -> bytes | None:
     Call it from a thread, because taking a connection from the pool can wait. On SQLite the
     read takes no write lock, so another process's transaction does not delay it.
     """
-    with Session(read_only_engine(engine)) as session:
+    with read_session(engine) as session:
         return deliveries.get_stored_body(session=session, delivery_id=delivery_id)
 
 

@@ -278,6 +278,16 @@ def read_only_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
+def read_session(engine: Engine) -> Session:
+    """Open a session for reads that never commit, on `read_only_engine`.
+
+    It does not flush before its queries: some read functions refresh ORM objects for the
+    caller's view (a release stage from its job, say), and a flush would write in a read-only
+    transaction. Those changes stay in memory and are dropped when the session closes.
+    """
+    return Session(read_only_engine(engine), autoflush=False, expire_on_commit=False)
+
+
 def commit_without_flush_wait(session: Session) -> None:
     """On PostgreSQL, let this transaction's commit return before its WAL reaches the disk.
 

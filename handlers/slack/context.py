@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from bot.config import Settings
-from storage.db import read_only_engine, session_scope
+from storage.db import read_session, session_scope
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -51,8 +50,7 @@ class CommandContext:
         return await asyncio.to_thread(self._write, function, kwargs)
 
     def _read(self, function: Callable[..., ResultT], kwargs: dict[str, Any]) -> ResultT:
-        # The session never commits, so a read-only transaction loses nothing.
-        with Session(read_only_engine(self.engine), expire_on_commit=False) as session:
+        with read_session(self.engine) as session:
             return function(session, **kwargs)
 
     def _write(self, function: Callable[..., ResultT], kwargs: dict[str, Any]) -> ResultT:

@@ -23,7 +23,7 @@ from bot.database_errors import classify_database_error
 from bot.ingest import DeliveryWriter
 from bot.worker import process_batch
 from storage import deliveries
-from storage.db import SQLiteWriteGate, create_db_engine, session_scope, sqlite_write_gate
+from storage.db import SQLiteWriteGate, create_db_engine, read_session, session_scope, sqlite_write_gate
 from storage.models import Delivery, DeliveryStatus
 
 T = TypeVar("T")
@@ -412,3 +412,28 @@ def test_worker_outlives_failing_isolation(
             assert deliveries.count_by_status(session=session).get("pending", 0) == 0
     finally:
         worker.stop()
+
+
+def test_read_session_changes_stay_in_memory(database_url: str, engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite has a database-wide write lock")
+    with session_scope(engine) as session:
+        deliveries.insert_delivery(session=session, **delivery_row("read-view-1"))
+    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        # A read function may change a loaded object for its view; the next query must not
+        # write it while another connection holds the write lock.
+        with read_session(engine) as session:
+            delivery = deliveries.get_delivery(session=session, delivery_id="read-view-1")
+            assert delivery is not None
+            delivery.action = "changed for the view"
+            assert deliveries.count_by_status(session=session) == {"pending": 1}
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    with Session(engine) as session:
+        stored = deliveries.get_delivery(session=session, delivery_id="read-view-1")
+        assert stored is not None
+        assert stored.action == "queued"
